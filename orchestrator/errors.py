@@ -43,8 +43,11 @@ class HostError(PlantsweepError):
     exit_code = 2
 
     def __init__(self, host: str, message: str):
-        super().__init__(f"{host}: {message}")
+        super().__init__(message)
         self.host = host
+
+    def __str__(self) -> str:
+        return f"{self.host}: {self.message}"
 
 
 class HostUnreachable(HostError):

@@ -1,0 +1,139 @@
+"""A scan campaign: inventory -> host selection -> one session per host -> logs -> recap.
+
+code = run_scan(ScanRequest(inventories=["inventories/demo-plant.yml"], scan_type="quick"))
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from orchestrator import __version__, payload
+from orchestrator.connections import SSHOptions, Target, Timeouts
+from orchestrator.display import Reporter, recap
+from orchestrator.inventory import load_inventory
+from orchestrator.results import RunFolder, new_run_id, utc_now, write_json_atomic
+from orchestrator.runner import run_hosts
+from orchestrator.scan import HostResult, ScanPlan, scan_host
+from orchestrator.targets import target_for
+
+SHIPPED_PATTERNS = Path(__file__).parent / "data" / "patterns"
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    inventories: list[str]
+    scan_type: str = "quick"
+    extra_vars: dict[str, Any] = field(default_factory=dict)
+    limit: str | None = None
+    paths: tuple[str, ...] = ()
+    patterns: Path | None = None
+    forks: int = 20
+    out: Path = Path("results")
+    max_size: int | None = None
+    known_hosts: Path | None = None
+    trust_on_first_use: bool = False
+    password: str | None = field(default=None, repr=False)
+    connect_timeout: float = 10.0
+    command_timeout: float = 60.0
+    scan_timeout: float = 3600.0
+    wheel_dir: Path | None = None
+
+
+def exit_code(results: list[HostResult]) -> int:
+    """0 all clean; 1 findings; 2 a host failed or was unreachable; 3 both."""
+    code = 0
+    if any(r.status == "findings" for r in results):
+        code |= 1
+    if any(r.status in ("failed", "unreachable") for r in results):
+        code |= 2
+    return code
+
+
+def zip_patterns(patterns_dir: Path, dest: Path) -> Path:
+    """One archive instead of one transfer per rule file; the host unpacks it in its temp dir."""
+    files = payload.pattern_files(patterns_dir)
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in files:
+            zf.write(path, path.relative_to(patterns_dir).as_posix())
+    return dest
+
+
+def run_scan(request: ScanRequest, console: Console | None = None) -> int:
+    inventory = load_inventory(request.inventories, extra_vars=request.extra_vars)
+    hosts = inventory.select("all", limit=request.limit)
+    # Resolve every host's connection settings first: a missing password variable or an
+    # unknown connection type is an input error, reported before any host is touched.
+    jobs = []
+    for host in hosts:
+        hostvars = inventory.host_vars(host.name)
+        jobs.append((target_for(host.name, hostvars, request.password), hostvars))
+    run = RunFolder(request.out, new_run_id())
+    err = console or Console(stderr=True, highlight=False)
+    wheel_dir = request.wheel_dir or payload.default_wheel_dir()
+    if request.scan_type != "asset" and not any(wheel_dir.glob("yara_python-*.whl")):
+        err.print(
+            f"[yellow]warning:[/] no yara-python wheels in {wheel_dir}: hosts will be scanned "
+            "with hash IOCs only (run `plantsweep wheels` to fill the cache)",
+            markup=True,
+        )
+    with tempfile.TemporaryDirectory(prefix="plantsweep-build-") as build:
+        patterns_zip = None
+        if request.scan_type != "asset":
+            patterns_dir = request.patterns or SHIPPED_PATTERNS
+            patterns_zip = zip_patterns(patterns_dir, Path(build) / "patterns.zip")
+        plan = ScanPlan(
+            scan_type=request.scan_type,
+            run=run,
+            payload=payload.build_payload(payload.default_cache_dir()),
+            patterns_zip=patterns_zip,
+            paths=request.paths,
+            max_size=request.max_size,
+            wheel_dir=wheel_dir,
+            ssh=SSHOptions(
+                known_hosts=request.known_hosts,
+                trust_on_first_use=request.trust_on_first_use,
+                banner_timeout=request.connect_timeout,
+            ),
+            timeouts=Timeouts(
+                connect=request.connect_timeout,
+                command=request.command_timeout,
+                transfer=max(request.command_timeout, 120.0),
+                scan=request.scan_timeout,
+            ),
+        )
+        started = utc_now()
+        reporter = Reporter(len(hosts), f"{request.scan_type} scan, run {run.run_id}", err)
+
+        def work(job: tuple[Target, dict[str, Any]], cancel: threading.Event) -> HostResult:
+            target, hostvars = job
+            return scan_host(target, hostvars, plan, reporter.step, cancel)
+
+        try:
+            results = run_hosts(jobs, work, request.forks, reporter.done)
+        finally:
+            reporter.close()
+    code = exit_code(results)
+    write_json_atomic(
+        run.summary(),
+        {
+            "run_id": run.run_id,
+            "plantsweep": __version__,
+            "scan_type": request.scan_type,
+            "inventories": request.inventories,
+            "limit": request.limit,
+            "started": started,
+            "finished": utc_now(),
+            "exit_code": code,
+            "hosts": [r.as_summary() for r in results],
+        },
+    )
+    recap(results)
+    err.print(f"logs: {run.path}")
+    return code

@@ -1,0 +1,263 @@
+"""`plantsweep`: a thin command line over the orchestrator library.
+
+Every error a user can cause becomes one line on stderr and a documented exit code; a
+traceback is shown only for a bug, and only with PLANTSWEEP_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator import __version__
+from orchestrator.errors import PlantsweepError, UsageError
+
+# Exit codes (documented in the README): bits so that findings and failures can combine.
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_HOST_FAILED = 2
+EXIT_USAGE = 4
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 250
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on bad usage; ours is 4, with the same one-line message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
+    """`-e` as Ansible takes it: key=value pairs, a JSON/YAML mapping, or @file."""
+    merged: dict[str, Any] = {}
+    for value in values:
+        if value.startswith("@"):
+            path = Path(value[1:])
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except OSError as exc:
+                raise UsageError(
+                    f"cannot read extra vars file: {exc.strerror}", path=str(path)
+                ) from None
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                raise UsageError(
+                    f"extra vars file is not valid YAML/JSON: {getattr(exc, 'problem', exc)}",
+                    path=str(path),
+                    line=mark.line + 1 if mark else None,
+                ) from None
+            if not isinstance(data, dict):
+                raise UsageError("extra vars file must hold a mapping", path=str(path))
+            merged.update(data)
+        elif value.lstrip().startswith("{"):
+            try:
+                data = json.loads(value)
+            except ValueError as exc:
+                raise UsageError(f"-e {value!r} is not valid JSON: {exc}") from None
+            merged.update(data)
+        else:
+            for pair in value.split():
+                key, sep, val = pair.partition("=")
+                if not sep or not key:
+                    raise UsageError(f"-e expects key=value, JSON or @file, got {pair!r}")
+                merged[key] = val
+    return merged
+
+
+def _add_inventory_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-i",
+        "--inventory",
+        action="append",
+        required=True,
+        metavar="INV",
+        help="inventory file or directory (YAML or INI, Ansible format); repeatable",
+    )
+    p.add_argument(
+        "-e",
+        "--extra-vars",
+        action="append",
+        default=[],
+        metavar="VARS",
+        help="extra variables: key=value, JSON, or @file; they win over inventory vars",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="plantsweep",
+        description="Installation-free malware scanning and asset inspection for industrial "
+        "plants, driven like Ansible.",
+    )
+    parser.add_argument("--version", action="version", version=f"plantsweep {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    inv = sub.add_parser("inventory", help="show an inventory as ansible-inventory does")
+    _add_inventory_args(inv)
+    mode = inv.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--list", action="store_true", help="all groups and host vars as JSON")
+    mode.add_argument(
+        "--graph", nargs="?", const="all", metavar="GROUP", help="group tree (default: all)"
+    )
+    mode.add_argument("--host", metavar="NAME", help="one host's variables as JSON")
+    inv.add_argument("--vars", action="store_true", help="with --graph: show variables")
+    inv.add_argument("--limit", metavar="PATTERN", help="only hosts matching the pattern")
+
+    scan = sub.add_parser("scan", help="scan hosts and collect one JSON scan log per host")
+    _add_inventory_args(scan)
+    scan.add_argument("-l", "--limit", metavar="PATTERN", help="host pattern, or @file")
+    scan.add_argument(
+        "-t",
+        "--type",
+        dest="scan_type",
+        default="quick",
+        choices=("quick", "full", "folders", "asset"),
+        help="quick (default), full (all local folders), folders (--path), asset (no file scan)",
+    )
+    scan.add_argument(
+        "--path", action="append", default=[], metavar="P", help="folder for --type folders"
+    )
+    scan.add_argument(
+        "--patterns", metavar="DIR", help="folder of .yar rules and hash lists (default: shipped)"
+    )
+    scan.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (20)")
+    scan.add_argument("--out", default="results", metavar="DIR", help="results folder (./results)")
+    scan.add_argument("--max-size", type=int, metavar="BYTES", help="skip larger files")
+    scan.add_argument("--known-hosts", metavar="FILE", help="known_hosts (~/.ssh/known_hosts)")
+    scan.add_argument(
+        "--trust-on-first-use",
+        action="store_true",
+        help="accept and record unknown host keys (a changed key is still refused)",
+    )
+    scan.add_argument(
+        "-k", "--ask-pass", action="store_true", help="prompt for the SSH password once"
+    )
+    scan.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
+    scan.add_argument("--command-timeout", type=float, default=60.0, metavar="S")
+    scan.add_argument("--scan-timeout", type=float, default=3600.0, metavar="S")
+    scan.add_argument(
+        "--wheel-dir",
+        metavar="DIR",
+        help="cache of yara-python wheels for plant hosts (default: ~/.cache/plantsweep/wheels)",
+    )
+
+    wheels = sub.add_parser("wheels", help="fill the cache of yara-python wheels for hosts")
+    wheels.add_argument("--wheel-dir", metavar="DIR")
+    wheels.add_argument(
+        "--python",
+        action="append",
+        metavar="X.Y",
+        help="host Python versions (default: 3.7 to 3.13)",
+    )
+    wheels.add_argument(
+        "--platform",
+        action="append",
+        metavar="MACHINE",
+        help="host machine types (default: x86_64 aarch64)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return _dispatch(args)
+    except PlantsweepError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ERROR: interrupted by the user", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug, not a user error: say so, keep the trace for -debug
+        if os.environ.get("PLANTSWEEP_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"ERROR: internal error ({type(exc).__name__}: {exc}); "
+            "rerun with PLANTSWEEP_DEBUG=1 for details",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "inventory":
+        return _cmd_inventory(args)
+    if args.command == "scan":
+        return _cmd_scan(args)
+    if args.command == "wheels":
+        return _cmd_wheels(args)
+    raise UsageError(f"unknown command {args.command}")
+
+
+def _cmd_inventory(args: argparse.Namespace) -> int:
+    from orchestrator.inventory import load_inventory, render
+
+    inv = load_inventory(args.inventory, extra_vars=parse_extra_vars(args.extra_vars))
+    if args.list:
+        print(json.dumps(render.to_list(inv, limit=args.limit), indent=4, sort_keys=True))
+    elif args.host:
+        print(json.dumps(render.host_vars(inv, args.host), indent=4, sort_keys=True))
+    else:
+        print(render.to_graph(inv, args.graph, show_vars=args.vars))
+    return EXIT_OK
+
+
+def _cmd_wheels(args: argparse.Namespace) -> int:
+    from orchestrator import payload
+
+    wheel_dir = Path(args.wheel_dir) if args.wheel_dir else payload.default_wheel_dir()
+    got = payload.download_wheels(
+        wheel_dir,
+        args.python or list(payload.DEFAULT_PYTHONS),
+        args.platform or list(payload.DEFAULT_MACHINES),
+    )
+    for wheel in got:
+        print(wheel)
+    return EXIT_OK
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from orchestrator.campaign import ScanRequest, run_scan
+
+    if args.forks < 1:
+        raise UsageError("--forks must be at least 1")
+    if args.scan_type == "folders" and not args.path:
+        raise UsageError("--type folders needs at least one --path")
+    if args.path and args.scan_type != "folders":
+        raise UsageError("--path is only used with --type folders")
+    password = getpass.getpass("SSH password: ") if args.ask_pass else None
+    request = ScanRequest(
+        inventories=args.inventory,
+        extra_vars=parse_extra_vars(args.extra_vars),
+        limit=args.limit,
+        scan_type=args.scan_type,
+        paths=tuple(args.path),
+        patterns=Path(args.patterns) if args.patterns else None,
+        forks=args.forks,
+        out=Path(args.out),
+        max_size=args.max_size,
+        known_hosts=Path(args.known_hosts) if args.known_hosts else None,
+        trust_on_first_use=args.trust_on_first_use,
+        password=password,
+        connect_timeout=args.connect_timeout,
+        command_timeout=args.command_timeout,
+        scan_timeout=args.scan_timeout,
+        wheel_dir=Path(args.wheel_dir) if args.wheel_dir else None,
+    )
+    return run_scan(request)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The few commands a POSIX plant host runs for a session, built as shell strings.
+
+Host-side logic runs under the host's own Python (3.6+), started with `-I -B` so it reads no
+user site or environment and writes no bytecode: nothing lands outside our temp dir.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+# Interpreters tried in order when the inventory names none (absolute paths: we never rely on a
+# login shell's PATH or init files, which on some hosts start pyenv and slow every command).
+PYTHON_CANDIDATES = (
+    "/usr/bin/python3",
+    "/usr/libexec/platform-python",
+    "/usr/local/bin/python3",
+    "/usr/bin/python3.12",
+    "/usr/bin/python3.11",
+    "/usr/bin/python3.10",
+    "/usr/bin/python3.9",
+    "/usr/bin/python3.8",
+    "/usr/bin/python3.7",
+    "/usr/bin/python3.6",
+)
+
+NO_PYTHON_RC = 97
+
+TEMP_PREFIX = "plantsweep-"
+
+# Lists the temp parent and $HOME (to prove later that nothing else was written), then makes a
+# private temp dir: mkdtemp creates it with mode 0700 and a unique name.
+_PROBE = r"""
+import json, os, platform, sys, tempfile
+parent = sys.argv[1]
+def ls(p):
+    try:
+        return sorted(os.listdir(p))
+    except OSError:
+        return None
+home = os.path.expanduser('~')
+before = {parent: ls(parent), home: ls(home)}
+if sys.version_info < (3, 6):
+    sys.stderr.write('python %s is too old: the scanner needs 3.6+\n' % platform.python_version())
+    sys.exit(98)
+d = tempfile.mkdtemp(prefix=sys.argv[2], dir=parent)
+print(json.dumps({'python': sys.executable, 'version': list(sys.version_info[:3]),
+                  'machine': platform.machine(), 'system': platform.system(),
+                  'libc': platform.libc_ver()[0], 'temp_dir': d, 'home': home,
+                  'before': before}))
+"""
+
+# Stops whatever still runs from the temp dir (a scanner that outlived its timeout: only
+# processes whose command line names that dir), removes the dir without following symlinks out
+# of it, and lists the places checked for residue.
+_CLEANUP = r"""
+import json, os, shutil, signal, sys, time
+tmp, parent, home = sys.argv[1], sys.argv[2], sys.argv[3]
+errors = []
+def ours():
+    found = []
+    for name in os.listdir('/proc') if os.path.isdir('/proc') else []:
+        if name.isdigit() and int(name) not in (os.getpid(), os.getppid()):
+            try:
+                with open('/proc/%s/cmdline' % name, 'rb') as fh:
+                    if tmp.encode() in fh.read():
+                        found.append(int(name))
+            except OSError:
+                pass
+    return found
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    pids = ours()
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    for _ in range(20):
+        if not ours():
+            break
+        time.sleep(0.1)
+def onerror(func, path, exc):
+    errors.append('%s: %s' % (path, exc[1]))
+if os.path.islink(tmp):
+    errors.append('%s is a symlink: refused' % tmp)
+elif os.path.lexists(tmp):
+    shutil.rmtree(tmp, onerror=onerror)
+def ls(p):
+    try:
+        return sorted(os.listdir(p))
+    except OSError:
+        return None
+print(json.dumps({'removed': not os.path.lexists(tmp), 'errors': errors,
+                  'after': {parent: ls(parent), home: ls(home)}}))
+"""
+
+
+def _python(script: str) -> str:
+    return "-I -B -c " + shlex.quote(script)
+
+
+def probe_command(interpreter: str | None, remote_tmp: str) -> str:
+    """Find the interpreter, then list and make the private temp dir: one round trip."""
+    candidates = (interpreter,) if interpreter else PYTHON_CANDIDATES
+    missing = shlex.quote(f"no Python 3 interpreter found (tried {' '.join(candidates)})")
+    return (
+        "PY=''; for c in " + " ".join(shlex.quote(c) for c in candidates) + "; do "
+        'if [ -x "$c" ]; then PY="$c"; break; fi; done; '
+        f'if [ -z "$PY" ]; then echo {missing} >&2; exit {NO_PYTHON_RC}; fi; '
+        f'exec "$PY" {_python(_PROBE)} {shlex.quote(remote_tmp)} {TEMP_PREFIX}'
+    )
+
+
+def payload_command(
+    python: str, temp_dir: str, scanner_args: list[str], patterns_zip: str | None
+) -> str:
+    """Unpack the pattern archive inside the temp dir, then run the scanner from there."""
+    q = shlex.quote
+    steps = [f"cd {q(temp_dir)}"]
+    if patterns_zip:
+        steps.append(f"{q(python)} -I -B -m zipfile -e {q(patterns_zip)} patterns >/dev/null")
+    # TMPDIR: anything the scanner or yara might spill stays inside our temp dir.
+    steps.append(f"export TMPDIR={q(temp_dir)}")
+    steps.append(f"exec {q(python)} -I -B " + " ".join(q(a) for a in scanner_args))
+    return " && ".join(steps)
+
+
+def cleanup_command(python: str, temp_dir: str, parent: str, home: str) -> str:
+    q = shlex.quote
+    return f"{q(python)} {_python(_CLEANUP)} {q(temp_dir)} {q(parent)} {q(home)}"

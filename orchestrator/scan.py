@@ -1,0 +1,200 @@
+"""The scan of one host: push the payload and patterns, run the scanner, keep its log.
+
+    result = scan_host(target, plan)
+
+The controller never knows how the scanner walks or matches; it moves files, runs one command,
+and records what came back together with the proof that the host was left clean.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator import hostside
+from orchestrator.connections import SSHOptions, Target, Timeouts, make_connection
+from orchestrator.errors import HostError, HostUnreachable, StepFailed
+from orchestrator.payload import find_yara_wheel
+from orchestrator.results import RunFolder, write_json_atomic
+from orchestrator.session import CleanupProof, HostSession
+
+SCAN_TYPES = ("quick", "full", "folders", "asset")
+LOG_NAME = "scan-log.json"
+
+# Inventory variables copied into each scan log so a log read alone says where the host sits.
+PLANT_VARS = ("site", "area", "line", "cell", "criticality")
+
+StepCallback = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """Everything that is the same for every host of a run."""
+
+    scan_type: str
+    run: RunFolder
+    payload: Path
+    patterns_zip: Path | None = None
+    paths: tuple[str, ...] = ()
+    max_size: int | None = None
+    wheel_dir: Path | None = None
+    ssh: SSHOptions = field(default_factory=SSHOptions)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+
+@dataclass
+class HostResult:
+    """One line of the recap; the full log stays on disk."""
+
+    host: str
+    status: str  # clean | findings | failed | unreachable
+    files_scanned: int = 0
+    findings: int = 0
+    errors: int = 0
+    cleanup: CleanupProof | None = None
+    message: str = ""
+    log: Path | None = None
+    duration: float = 0.0
+
+    def as_summary(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "status": self.status,
+            "files_scanned": self.files_scanned,
+            "findings": self.findings,
+            "errors": self.errors,
+            "message": self.message,
+            "log": self.log.name if self.log else None,
+            "cleanup": self.cleanup.as_log() if self.cleanup else None,
+            "duration_s": round(self.duration, 3),
+        }
+
+
+def _scanner_args(plan: ScanPlan, session: HostSession, host: str, wheel: bool) -> list[str]:
+    args = [
+        session.remote_path(plan.payload.name),
+        "--type",
+        plan.scan_type,
+        "--out",
+        session.remote_path(LOG_NAME),
+        "--scan-id",
+        f"{plan.run.run_id}/{host}",
+        "--host-name",
+        host,
+        # Leave the scanner time to write a partial log before the controller gives up.
+        "--deadline",
+        str(max(1, int(plan.timeouts.scan) - 10)),
+    ]
+    if plan.patterns_zip:
+        args += ["--patterns", session.remote_path("patterns")]
+    if wheel:
+        args += ["--wheel-dir", session.facts.temp_dir]  # type: ignore[union-attr]
+    if plan.max_size is not None:
+        args += ["--max-size", str(plan.max_size)]
+    for path in plan.paths:
+        args += ["--path", path]
+    return args
+
+
+def _push(plan: ScanPlan, session: HostSession) -> bool:
+    """Push the scanner, the pattern archive and, if the cache has one, the yara wheel."""
+    session.push(plan.payload)
+    if plan.patterns_zip:
+        session.push(plan.patterns_zip, "patterns.zip")
+    facts = session.facts
+    assert facts is not None
+    wheel = None
+    if plan.wheel_dir and plan.scan_type != "asset":
+        wheel = find_yara_wheel(plan.wheel_dir, facts.version[:2], facts.machine)
+    if wheel is None:
+        return False
+    session.push(wheel)  # the scanner unpacks it inside the temp dir; nothing is installed
+    return True
+
+
+def _annotate(log: dict[str, Any], plan: ScanPlan, hostvars: dict[str, Any]) -> None:
+    log["inventory"] = {k: hostvars[k] for k in PLANT_VARS if k in hostvars}
+    log["run_id"] = plan.run.run_id
+
+
+def _result_from_log(host: str, log: dict[str, Any], path: Path) -> HostResult:
+    stats = log.get("stats") or {}
+    findings = len(log.get("findings") or [])
+    return HostResult(
+        host=host,
+        status="findings" if findings else "clean",
+        files_scanned=int(stats.get("files_scanned", 0)),
+        findings=findings,
+        errors=int(stats.get("errors", 0)),
+        log=path,
+    )
+
+
+def scan_host(
+    target: Target,
+    hostvars: dict[str, Any],
+    plan: ScanPlan,
+    on_step: StepCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> HostResult:
+    """Scan one host; never raises for a host problem, it returns a failed/unreachable result."""
+    started = time.monotonic()
+    step = on_step or (lambda host, name: None)
+    host = target.name
+    log_path = plan.run.host_log(host)
+    log: dict[str, Any] | None = None
+    session: HostSession | None = None
+    try:
+        step(host, "connect")
+        session = HostSession(
+            make_connection(target, plan.ssh, plan.timeouts), target, plan.timeouts, cancel
+        )
+        with session:
+            step(host, "push")
+            wheel = _push(plan, session)
+            step(host, "scan")
+            facts = session.facts
+            assert facts is not None
+            command = hostside.payload_command(
+                facts.python,
+                facts.temp_dir,
+                _scanner_args(plan, session, host, wheel),
+                session.remote_path("patterns.zip") if plan.patterns_zip else None,
+            )
+            run = session.run(command, plan.timeouts.scan)
+            if not run.ok:
+                raise StepFailed(host, f"scanner exited with {run.rc}: {run.stderr_tail()}")
+            step(host, "fetch")
+            with tempfile.TemporaryDirectory(prefix="plantsweep-fetch-") as tmp:
+                local = Path(tmp) / LOG_NAME
+                session.fetch(LOG_NAME, local)
+                try:
+                    log = json.loads(local.read_text(encoding="utf-8"))
+                except ValueError as exc:
+                    raise StepFailed(host, f"scan log is not valid JSON: {exc}") from None
+            _annotate(log, plan, hostvars)
+            # On disk before cleanup: a failure from here on loses nothing.
+            write_json_atomic(log_path, log)
+            step(host, "cleanup")
+        result = _result_from_log(host, log, log_path)
+    except HostUnreachable as exc:
+        result = HostResult(host=host, status="unreachable", message=exc.message)
+    except HostError as exc:
+        result = HostResult(host=host, status="failed", message=exc.message)
+    result.cleanup = session.proof if session else None
+    if log is not None and result.cleanup is not None:
+        log["cleanup"] = result.cleanup.as_log()
+        write_json_atomic(log_path, log)
+    if result.cleanup is not None and not result.cleanup.clean and result.status != "unreachable":
+        result.status = "failed"
+        result.message = result.message or "cleanup could not be proven: " + "; ".join(
+            result.cleanup.errors + [f"left: {p}" for p in result.cleanup.residue]
+        )
+    result.duration = time.monotonic() - started
+    return result

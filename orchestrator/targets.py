@@ -30,5 +30,6 @@ def target_for(name: str, hostvars: dict[str, Any], password: str | None = None)
         # Locally the controller's own interpreter runs the payload (it has yara-python).
         python_interpreter=s.get("python_interpreter")
         or (sys.executable if connection == "local" else None),
+        known_hosts=hostvars.get("plantsweep_known_hosts"),
         remote_tmp=str(hostvars.get("ansible_remote_tmp") or hostvars.get("remote_tmp") or "/tmp"),
     )

@@ -47,7 +47,9 @@ class SSHConnection(Connection):
 
     def open(self) -> None:
         client = paramiko.SSHClient()
-        known_hosts = (self.options.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
+        # As in Ansible, the host's inventory variable wins over the command-line option.
+        chosen = self.target.known_hosts or self.options.known_hosts or DEFAULT_KNOWN_HOSTS
+        known_hosts = Path(chosen).expanduser()
         if known_hosts.exists():
             try:
                 client.load_host_keys(str(known_hosts))

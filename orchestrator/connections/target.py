@@ -19,6 +19,7 @@ class Target:
     password: str | None = field(default=None, repr=False)
     python_interpreter: str | None = None
     remote_tmp: str = "/tmp"
+    known_hosts: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything plantsweep and its tests need on a fresh Debian 12 machine (run as root):
+# the Debian packages, a virtualenv at .venv with the package and its test extras, and the
+# cache of yara-python wheels that the controller pushes to plant hosts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The packaged sshd must not run on the machine itself: the simulated plant starts its own.
+if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now ssh.service >/dev/null 2>&1 || true
+fi
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+# yara-python wheels for the plant hosts' interpreters (the payload unpacks one in its temp dir).
+.venv/bin/plantsweep wheels >/dev/null
+echo "setup: done ($(.venv/bin/plantsweep --version))"

@@ -1,0 +1,83 @@
+"""Shared pytest fixtures: the simulated plant (tests/harness). Needs root.
+
+Set PLANTSWEEP_NO_PLANT=1 to skip tests that need the plant (e.g. without root).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# `python -m tests.harness` and the fixtures must import the same module; make the repo
+# root importable whether pytest runs as `pytest` or `python -m pytest`.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.harness import Fleet  # noqa: E402
+
+# Address plan (each fleet has its own /24 and its own unreachable safety route):
+#   10.203.1.0/24        session `plant` fleet (id "pt")
+#   10.203.101-199.0/24  fresh fleets from `make_fleet` (ids "pf1".."pf99")
+#   10.203.250-251.0/24  harness self-tests of the CLI / debugging
+#   10.204.0.0/24        the demo (`python -m tests.harness up`, id "demo")
+PLANT_NETWORK = "10.203.1.0/24"
+PLANT_PYTHONS = {"plant-host-02": "3.6", "plant-host-03": "3.8"}
+_fresh_ids = itertools.count(1)
+
+
+def _require_plant() -> None:
+    if os.environ.get("PLANTSWEEP_NO_PLANT") == "1":
+        pytest.skip("PLANTSWEEP_NO_PLANT=1: simulated plant disabled")
+    if os.geteuid() != 0:
+        pytest.fail("the simulated plant needs root (or set PLANTSWEEP_NO_PLANT=1 to skip)")
+
+
+def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
+    # pytest runs finalizers on KeyboardInterrupt but not on SIGTERM (e.g. a CI timeout).
+    raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="session")
+def plant() -> Iterator[Fleet]:
+    """5 plant hosts shared by the session: 01 /usr/bin/python3, 02 Python 3.6, 03 Python 3.8,
+    04-05 /usr/bin/python3. Default planted files (see tests/harness/files.py). Do not break
+    these hosts in a test: use `make_fleet` for fault injection."""
+    _require_plant()
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    fleet = Fleet(5, fleet_id="pt", network=PLANT_NETWORK, pythons=PLANT_PYTHONS)
+    with fleet:
+        yield fleet
+
+
+@pytest.fixture
+def make_fleet() -> Iterator[Callable[..., Fleet]]:
+    """Factory for a fresh fleet with its own id and /24, torn down after the test.
+
+    make_fleet(2) or make_fleet(3, pythons={...}, plant=False)
+    """
+    _require_plant()
+    fleets: list[Fleet] = []
+
+    def make(hosts: int = 2, **kwargs: Any) -> Fleet:
+        k = (next(_fresh_ids) - 1) % 99 + 1
+        kwargs.setdefault("fleet_id", f"pf{k}")
+        kwargs.setdefault("network", f"10.203.{100 + k}.0/24")
+        fleet = Fleet(hosts, **kwargs)
+        fleets.append(fleet)
+        fleet.up()
+        return fleet
+
+    try:
+        yield make
+    finally:
+        for fleet in fleets:
+            fleet.down()

@@ -202,15 +202,21 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _cmd_inventory(args: argparse.Namespace) -> int:
-    from orchestrator.inventory import load_inventory, render
+    from orchestrator.inventory import (
+        dumps,
+        load_inventory,
+        render_graph,
+        render_host,
+        render_list,
+    )
 
     inv = load_inventory(args.inventory, extra_vars=parse_extra_vars(args.extra_vars))
     if args.list:
-        print(json.dumps(render.to_list(inv, limit=args.limit), indent=4, sort_keys=True))
+        print(dumps(render_list(inv, limit=args.limit)))
     elif args.host:
-        print(json.dumps(render.host_vars(inv, args.host), indent=4, sort_keys=True))
+        print(dumps(render_host(inv, args.host)))
     else:
-        print(render.to_graph(inv, args.graph, show_vars=args.vars))
+        print(render_graph(inv, args.graph, show_vars=args.vars))
     return EXIT_OK
 
 

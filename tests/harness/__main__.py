@@ -44,6 +44,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         pythons=pythons,
         name_prefix=args.name_prefix,
         plant=not args.no_plant,
+        names=args.names.split(",") if args.names else None,
     )
     signal.signal(signal.SIGTERM, _interrupt)
     fleet.up()
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--id", default=DEMO_ID, help="fleet id, 1-8 of [a-z0-9] (default demo)")
     up.add_argument("--network", default=DEMO_NETWORK, help=f"default {DEMO_NETWORK}")
     up.add_argument("--name-prefix", default="plant-host")
+    up.add_argument("--names", metavar="A,B,...", help="host names (default PREFIX-01, ...)")
     up.add_argument("--python", action="append", metavar="HOST=VERSION")
     up.add_argument("--inventory", help="inventory path (default STATE/inventory.yml)")
     up.add_argument("--no-plant", action="store_true", help="do not plant the default files")

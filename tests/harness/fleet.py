@@ -21,7 +21,7 @@ import signal
 import subprocess
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -221,6 +221,7 @@ class Fleet:
         name_prefix: str = "plant-host",
         plant: bool = True,
         host_vars: Mapping[str, Mapping[str, Any]] | None = None,
+        names: Sequence[str] | None = None,
     ) -> None:
         self.fleet_id = fleet_id
         self.plan = net.plan(fleet_id, network, hosts)
@@ -236,8 +237,10 @@ class Fleet:
         self.planted: dict[str, dict[str, planted_files.PlantedFile]] = {}
         width = 3 if hosts > 99 else 2
         self.hosts: list[Host] = []
+        if names is not None and len(names) != hosts:
+            raise HarnessError(f"names: {len(names)} given for {hosts} hosts")
         for i, addr in enumerate(self.plan.addresses, start=1):
-            name = f"{name_prefix}-{i:0{width}d}"
+            name = names[i - 1] if names else f"{name_prefix}-{i:0{width}d}"
             self.hosts.append(Host(self, i, name, addr, py.DEFAULT_PYTHON))
         by_name = {h.name: h for h in self.hosts}
         for name, spec in (pythons or {}).items():

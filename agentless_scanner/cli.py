@@ -1,0 +1,145 @@
+"""Command line of the scanner payload.
+
+    python3 -I -B scanner.pyz --type quick|full|folders|asset [--path P ...]
+        [--patterns DIR] [--wheel-dir DIR] --out FILE [--scan-id ID] [--host-name NAME]
+        [--max-size BYTES] [--deadline SECONDS] [--include-mounts TYPE,...]
+        [--exclude PATH ...]
+
+Prints one JSON line to stdout at the end:
+``{"out": FILE, "files_scanned": N, "findings": N, "errors": N}``.
+
+Exit codes: 0 the log was written (with or without findings, complete or partial);
+3 bad arguments; 5 the log cannot be written; 1 a scanner bug stopped the run before the
+log could be written (traceback on stderr; a bug while handling one file or root is
+recorded in the log as ``internal-error`` instead).
+
+``--deadline`` counts from the scanner's start (asset collection included), so the controller
+can bound the whole run; SIGTERM/SIGINT stop the walk the same way. Either way the partial
+log is written (``complete: false``).
+"""
+
+import argparse
+import json
+import os
+import sys
+import traceback
+
+from agentless_scanner import mounts, scanlog
+from agentless_scanner.scanner import run
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 3
+EXIT_LOG = 5
+
+DEFAULT_MAX_SIZE = 100 * 1024 * 1024
+SCAN_TYPES = ("quick", "full", "folders", "asset")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def build_parser():
+    parser = _Parser(
+        prog="scanner.pyz",
+        description="plantsweep scanner payload: log-only malware scan and asset inventory.",
+    )
+    parser.add_argument("--type", required=True, choices=SCAN_TYPES, dest="scan_type",
+                        help="quick: most exposed folders; full: all local filesystems; "
+                             "folders: the --path values; asset: asset information only")
+    parser.add_argument("--path", action="append", default=[], dest="paths",
+                        help="folder or file to scan (--type folders; repeatable)")
+    parser.add_argument("--patterns", help="pattern directory (hash IOC lists, YARA rules)")
+    parser.add_argument("--wheel-dir", help="directory holding yara-python wheels "
+                                            "(default: wheels/ next to the zipapp)")
+    parser.add_argument("--out", required=True, help="scan log file to write (JSON)")
+    parser.add_argument("--scan-id", help="scan id to record (default: random)")
+    parser.add_argument("--host-name", help="host name to record (default: hostname)")
+    parser.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE,
+                        help="skip files larger than this many bytes (default 100 MiB)")
+    parser.add_argument("--deadline", type=float,
+                        help="stop walking this many seconds after the start; the log is then "
+                             "partial")
+    parser.add_argument("--include-mounts", default="",
+                        help="comma-separated filesystem types or 'network'/'removable' "
+                             "to scan although excluded by default")
+    parser.add_argument("--exclude", action="append", default=[], dest="excludes",
+                        metavar="PATH", help="file or directory never scanned, in any scan "
+                                             "type (repeatable)")
+    return parser
+
+
+def parse_args(argv):
+    args = build_parser().parse_args(argv)
+    if args.scan_type == "folders" and not args.paths:
+        raise UsageError("--type folders needs at least one --path")
+    if args.scan_type != "folders" and args.paths:
+        raise UsageError("--path is only valid with --type folders")
+    if args.max_size < 0:
+        raise UsageError("--max-size must be >= 0")
+    if args.deadline is not None and not args.deadline > 0:
+        raise UsageError("--deadline must be > 0 seconds")
+    tokens = [t.strip() for t in args.include_mounts.split(",") if t.strip()]
+    for token in tokens:
+        if token in mounts.PSEUDO_FS or token in ("pseudo", "system-path"):
+            raise UsageError("--include-mounts cannot include %r (pseudo filesystem)" % token)
+        if not all(c.isalnum() or c in "._-" for c in token):
+            raise UsageError("--include-mounts: bad filesystem type %r" % token)
+    args.include_tokens = tokens
+    if args.patterns is not None and not os.path.isdir(args.patterns):
+        raise UsageError("--patterns %s is not a directory" % args.patterns)
+    if args.scan_id is not None and not (0 < len(args.scan_id) <= 200):
+        raise UsageError("--scan-id must be 1-200 characters")
+    return args
+
+
+def _check_out(path):
+    """Return an error message if the log file cannot be created, else None."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return "directory of --out does not exist: %s" % directory
+    if os.path.isdir(path):
+        return "--out is a directory: %s" % path
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "directory of --out is not writable: %s" % directory
+    return None
+
+
+def main(argv=None, payload=None):
+    """Entry point. ``payload`` is the zipapp path when run from one."""
+    if argv is None:
+        argv = sys.argv[1:]
+    try:
+        args = parse_args(argv)
+    except UsageError as exc:
+        sys.stderr.write("scanner: error: %s\n" % exc)
+        return EXIT_USAGE
+    problem = _check_out(args.out)
+    if problem:
+        sys.stderr.write("scanner: error: %s\n" % problem)
+        return EXIT_LOG
+    try:
+        document = run(args, payload, argv)
+    except Exception:
+        sys.stderr.write("scanner: internal error, no log written:\n" + traceback.format_exc())
+        return EXIT_INTERNAL
+    try:
+        scanlog.write_atomically(args.out, scanlog.encode_log(document))
+    except OSError as exc:
+        sys.stderr.write("scanner: error: cannot write %s: %s\n" % (args.out, exc))
+        return EXIT_LOG
+    summary = {
+        "out": args.out,
+        "files_scanned": document["stats"]["files_scanned"],
+        "findings": document["stats"]["findings"],
+        "errors": document["stats"]["errors"],
+    }
+    sys.stdout.write(json.dumps(summary) + "\n")
+    sys.stdout.flush()
+    return EXIT_OK

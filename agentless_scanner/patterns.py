@@ -1,0 +1,251 @@
+"""The pattern directory: hash IOC lists, YARA rule files and the bundle metadata.
+
+Files (searched recursively, symlinks ignored and reported):
+
+- ``*.txt``, ``*.ioc``, ``*.hashes``: hash IOCs, one per line: ``HASH``, ``HASH;description``
+  or ``HASH description``; ``#`` starts a comment line; blank lines are ignored. MD5, SHA-1
+  and SHA-256 are told apart by length (32/40/64 hex digits). A bad line is a pattern error
+  (file, line, message) and the rest of the file still loads.
+- ``*.yar``, ``*.yara``: YARA rules, compiled together (see ``yara_engine``).
+- ``bundle.json`` (top level only): ``{"name", "version", "date"}``. Without it the metadata is
+  computed: name = directory name, version = ``bundle_version()`` (first 12 hex digits),
+  date = newest modification time of a pattern file (ISO 8601 UTC).
+
+Anything else (README.md, LICENSE, ...) is ignored.
+"""
+
+import hashlib
+import json
+import os
+import re
+import stat
+
+from agentless_scanner.scanlog import display_path
+from agentless_scanner.timeutil import iso_utc
+
+HASH_SUFFIXES = (".txt", ".ioc", ".hashes")
+YARA_SUFFIXES = (".yar", ".yara")
+BUNDLE_FILE = "bundle.json"
+HASH_LENGTHS = {32: "md5", 40: "sha1", 64: "sha256"}
+MAX_PATTERN_ERRORS = 200
+
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+class PatternSet(object):
+    """Everything loaded from a pattern directory."""
+
+    def __init__(self, root):
+        self.root = root
+        self.name = None
+        self.version = None
+        self.date = None
+        self.source = None  # "bundle.json" | "computed" | None (no pattern dir)
+        self.files = []  # [(relpath posix, abspath)] of every pattern file
+        self.yara_files = []  # subset of files
+        self.hashes = {}  # lower-case hex -> {algo, description, source, line}
+        self.errors = []  # [{file, line?, message}]
+        self.errors_omitted = 0
+        self.yara_rules = 0  # filled in after compiling
+
+    def error(self, file, message, line=None):
+        if len(self.errors) >= MAX_PATTERN_ERRORS:
+            self.errors_omitted += 1
+            return
+        entry = {"file": file, "message": message} if file is not None else {"message": message}
+        if line is not None:
+            entry["line"] = line
+        self.errors.append(entry)
+
+    def as_log(self):
+        return {
+            "name": self.name,
+            "version": self.version,
+            "date": self.date,
+            "source": self.source,
+            "files": len(self.files),
+            "yara_rules": self.yara_rules,
+            "hash_iocs": len(self.hashes),
+            "errors": self.errors,
+            "errors_omitted": self.errors_omitted,
+        }
+
+
+def empty_patterns():
+    """The pattern set used when no --patterns directory is given."""
+    return PatternSet(None)
+
+
+def is_pattern_file(name):
+    lower = name.lower()
+    return lower.endswith(HASH_SUFFIXES) or lower.endswith(YARA_SUFFIXES)
+
+
+def list_pattern_files(root, errors=None):
+    """Sorted ``[(relpath_posix, abspath)]`` of pattern files under ``root``.
+
+    Symlinks (to files or directories) are never followed; each one is reported through
+    ``errors(relpath, message)`` if given.
+    """
+    found = []
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        abs_dir = os.path.join(root, rel_dir) if rel_dir else root
+        try:
+            names = sorted(os.listdir(abs_dir))
+        except OSError as exc:
+            if errors:
+                errors(rel_dir or ".", "cannot list directory: %s" % exc.strerror)
+            continue
+        for name in names:
+            rel = rel_dir + "/" + name if rel_dir else name
+            path = os.path.join(abs_dir, name)
+            try:
+                st = os.lstat(path)
+            except OSError as exc:
+                if errors:
+                    errors(rel, "cannot stat: %s" % exc.strerror)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                if errors and (is_pattern_file(name) or _is_dir(path)):
+                    errors(rel, "symlink ignored: pattern files must be regular files")
+            elif stat.S_ISDIR(st.st_mode):
+                stack.append(rel)
+            elif stat.S_ISREG(st.st_mode) and is_pattern_file(name):
+                found.append((rel, path))
+    found.sort()
+    return found
+
+
+def _is_dir(path):
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def bundle_version(files):
+    """Content version of a pattern set: 12 hex digits, independent of mtimes and order.
+
+    sha256 over ``relpath NUL sha256(content) LF`` for each pattern file, sorted by relpath
+    (the relative path in POSIX form, UTF-8). ``orchestrator`` computes the same value.
+    """
+    outer = hashlib.sha256()
+    for rel, path in sorted(files):
+        with open(path, "rb") as fh:
+            inner = hashlib.sha256()
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                inner.update(chunk)
+        outer.update(rel.encode("utf-8", "surrogateescape") + b"\0")
+        outer.update(inner.hexdigest().encode("ascii") + b"\n")
+    return outer.hexdigest()[:12]
+
+
+def parse_hash_line(text):
+    """Parse one IOC line. Returns None for blank/comment lines, else (hash, algo, desc).
+
+    Raises ValueError with a message for a malformed line.
+    """
+    line = text.strip()
+    if not line or line.startswith("#"):
+        return None
+    if ";" in line:
+        value, _, description = line.partition(";")
+    else:
+        parts = line.split(None, 1)
+        value = parts[0]
+        description = parts[1] if len(parts) > 1 else ""
+    value = value.strip()
+    description = description.strip()
+    if not _HEX.match(value) or len(value) not in HASH_LENGTHS:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise ValueError(
+            "not an MD5, SHA-1 or SHA-256 hex digest (32/40/64 hex digits): %r" % shown
+        )
+    return value.lower(), HASH_LENGTHS[len(value)], description
+
+
+def load_hash_file(patterns, rel, path):
+    with open(path, "rb") as fh:
+        data = fh.read()
+    text = data.decode("utf-8", "replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            parsed = parse_hash_line(line)
+        except ValueError as exc:
+            patterns.error(rel, str(exc), line=number)
+            continue
+        if parsed is None:
+            continue
+        value, algo, description = parsed
+        if value not in patterns.hashes:
+            patterns.hashes[value] = {
+                "algo": algo,
+                "description": description,
+                "source": rel,
+                "line": number,
+            }
+
+
+def _load_bundle_json(patterns, path):
+    try:
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read().decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        patterns.error(BUNDLE_FILE, "unreadable, metadata computed instead: %s" % exc)
+        return False
+    if not isinstance(data, dict):
+        patterns.error(BUNDLE_FILE, "not a JSON object, metadata computed instead")
+        return False
+    missing = [k for k in ("name", "version", "date") if not isinstance(data.get(k), str)]
+    if missing:
+        patterns.error(
+            BUNDLE_FILE,
+            "missing or non-string %s, metadata computed instead" % ", ".join(missing),
+        )
+        return False
+    patterns.name = data["name"]
+    patterns.version = data["version"]
+    patterns.date = data["date"]
+    patterns.source = BUNDLE_FILE
+    return True
+
+
+def load_patterns(root):
+    """Load a pattern directory. Never raises for bad content: problems go to ``errors``."""
+    patterns = PatternSet(root)
+    patterns.files = list_pattern_files(root, lambda rel, msg: patterns.error(rel, msg))
+    for rel, path in patterns.files:
+        if rel.lower().endswith(YARA_SUFFIXES):
+            patterns.yara_files.append((rel, path))
+            continue
+        try:
+            load_hash_file(patterns, rel, path)
+        except OSError as exc:
+            patterns.error(rel, "cannot read: %s" % exc)
+    bundle = os.path.join(root, BUNDLE_FILE)
+    have_bundle = False
+    if os.path.lexists(bundle):
+        if os.path.islink(bundle) or not os.path.isfile(bundle):
+            patterns.error(BUNDLE_FILE, "not a regular file, metadata computed instead")
+        else:
+            have_bundle = _load_bundle_json(patterns, bundle)
+    if not have_bundle:
+        patterns.name = display_path(os.path.basename(os.path.normpath(root)))
+        try:
+            patterns.version = bundle_version(patterns.files)
+        except OSError as exc:
+            patterns.error(".", "cannot compute the bundle version: %s" % exc)
+        newest = None
+        for _rel, path in patterns.files:
+            try:
+                mtime = os.stat(path).st_mtime
+            except OSError:
+                continue
+            newest = mtime if newest is None else max(newest, mtime)
+        patterns.date = iso_utc(newest) if newest is not None else None
+        patterns.source = "computed"
+    return patterns

@@ -1,0 +1,7 @@
+rule Broken_Rule
+{
+    strings:
+        $a = "unterminated
+    condition:
+        $a and
+}

@@ -23,8 +23,6 @@ from orchestrator.runner import run_hosts
 from orchestrator.scan import HostResult, ScanPlan, scan_host
 from orchestrator.targets import target_for
 
-SHIPPED_PATTERNS = Path(__file__).parent / "data" / "patterns"
-
 
 @dataclass(frozen=True)
 class ScanRequest:
@@ -33,6 +31,7 @@ class ScanRequest:
     extra_vars: dict[str, Any] = field(default_factory=dict)
     limit: str | None = None
     paths: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
     patterns: Path | None = None
     forks: int = 20
     out: Path = Path("results")
@@ -86,14 +85,15 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="plantsweep-build-") as build:
         patterns_zip = None
         if request.scan_type != "asset":
-            patterns_dir = request.patterns or SHIPPED_PATTERNS
+            patterns_dir = request.patterns or payload.default_patterns_dir()
             patterns_zip = zip_patterns(patterns_dir, Path(build) / "patterns.zip")
         plan = ScanPlan(
             scan_type=request.scan_type,
             run=run,
-            payload=payload.build_payload(payload.default_cache_dir()),
+            payload=payload.build_payload(payload.default_wheel_dir().parent / "payload"),
             patterns_zip=patterns_zip,
             paths=request.paths,
+            excludes=request.excludes,
             max_size=request.max_size,
             wheel_dir=wheel_dir,
             ssh=SSHOptions(

@@ -29,6 +29,11 @@ EXIT_USAGE = 4
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 250
 
+# Plant hosts' interpreters and machines the wheel cache is filled for by default (no wheel
+# exists for 3.6: those hosts scan with hash IOCs only).
+WHEEL_PYTHONS = ["3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
+WHEEL_PLATFORMS = ["linux_x86_64", "linux_aarch64"]
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse exits with 2 on bad usage; ours is 4, with the same one-line message."""
@@ -130,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--path", action="append", default=[], metavar="P", help="folder for --type folders"
     )
     scan.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="P",
+        help="folder on the hosts never to walk (repeatable)",
+    )
+    scan.add_argument(
         "--patterns", metavar="DIR", help="folder of .yar rules and hash lists (default: shipped)"
     )
     scan.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (20)")
@@ -159,13 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--python",
         action="append",
         metavar="X.Y",
-        help="host Python versions (default: 3.7 to 3.13)",
+        help="host Python versions (default: 3.7 to 3.13); repeatable",
     )
     wheels.add_argument(
         "--platform",
         action="append",
-        metavar="MACHINE",
-        help="host machine types (default: x86_64 aarch64)",
+        metavar="NAME",
+        help="linux_x86_64, linux_aarch64, linux_i686, musllinux_x86_64, win_amd64, ... "
+        "(default: linux_x86_64 linux_aarch64); repeatable",
     )
     return parser
 
@@ -225,12 +238,12 @@ def _cmd_wheels(args: argparse.Namespace) -> int:
 
     wheel_dir = Path(args.wheel_dir) if args.wheel_dir else payload.default_wheel_dir()
     got = payload.download_wheels(
-        wheel_dir,
-        args.python or list(payload.DEFAULT_PYTHONS),
-        args.platform or list(payload.DEFAULT_MACHINES),
+        wheel_dir, args.python or WHEEL_PYTHONS, args.platform or WHEEL_PLATFORMS
     )
-    for wheel in got:
-        print(wheel)
+    for w in got:
+        target = f"cp{w.python_version[0]}{w.python_version[1]} {w.platform}"
+        print(f"{target:<24} {w.path.name if w.path else 'none: ' + str(w.error)}")
+    print(f"wheel cache: {wheel_dir}")
     return EXIT_OK
 
 
@@ -250,6 +263,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         limit=args.limit,
         scan_type=args.scan_type,
         paths=tuple(args.path),
+        excludes=tuple(args.exclude),
         patterns=Path(args.patterns) if args.patterns else None,
         forks=args.forks,
         out=Path(args.out),

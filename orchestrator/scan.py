@@ -30,6 +30,9 @@ LOG_NAME = "scan-log.json"
 # Inventory variables copied into each scan log so a log read alone says where the host sits.
 PLANT_VARS = ("site", "area", "line", "cell", "criticality")
 
+# Error kinds with which the scanner reports that it stopped before the end.
+STOP_KINDS = ("deadline", "terminated")
+
 StepCallback = Callable[[str, str], None]
 
 
@@ -42,6 +45,7 @@ class ScanPlan:
     payload: Path
     patterns_zip: Path | None = None
     paths: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
     max_size: int | None = None
     wheel_dir: Path | None = None
     ssh: SSHOptions = field(default_factory=SSHOptions)
@@ -99,6 +103,8 @@ def _scanner_args(plan: ScanPlan, session: HostSession, host: str, wheel: bool) 
         args += ["--max-size", str(plan.max_size)]
     for path in plan.paths:
         args += ["--path", path]
+    for path in plan.excludes:
+        args += ["--exclude", path]
     return args
 
 
@@ -126,7 +132,7 @@ def _annotate(log: dict[str, Any], plan: ScanPlan, hostvars: dict[str, Any]) -> 
 def _result_from_log(host: str, log: dict[str, Any], path: Path) -> HostResult:
     stats = log.get("stats") or {}
     findings = len(log.get("findings") or [])
-    return HostResult(
+    result = HostResult(
         host=host,
         status="findings" if findings else "clean",
         files_scanned=int(stats.get("files_scanned", 0)),
@@ -134,6 +140,12 @@ def _result_from_log(host: str, log: dict[str, Any], path: Path) -> HostResult:
         errors=int(stats.get("errors", 0)),
         log=path,
     )
+    if log.get("complete") is False:
+        # A partial scan is never reported clean: the host was not fully inspected.
+        stops = [e["message"] for e in log.get("errors", []) if e.get("kind") in STOP_KINDS]
+        result.status = "failed"
+        result.message = "scan incomplete: " + ("; ".join(stops) or "stopped early")
+    return result
 
 
 def scan_host(

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jsonschema
 import pytest
 from plantscan import TEMP_PREFIX, finding_keys, run_scan_cli
 
-from orchestrator.payload import download_wheels
+from orchestrator.payload import download_wheels, scan_log_schema
 from tests.harness import files as planted
 
 WHEEL_CACHE = Path("/var/cache/plantsweep-test-wheels")
@@ -63,12 +64,31 @@ def assert_no_temp_dirs(plant) -> None:
         assert left == [], f"{host.name}: temp dirs left: {left}"
 
 
+def _fingerprints(plant) -> dict[tuple[str, str], tuple[int, int, bytes]]:
+    """mtime, ctime and content of every planted file, seen from the controller."""
+    prints = {}
+    for host in plant:
+        for f in host.planted:
+            st = host.path(f.path).stat()
+            prints[(host.name, f.path)] = (
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+                host.path(f.path).read_bytes(),
+            )
+    return prints
+
+
 def test_quick_scan_finds_exactly_the_planted_files(plant, scan_setup):
     base, common = scan_setup
+    before = _fingerprints(plant)
     run = run_scan_cli(base / "out-quick", *common, "--type", "quick")
     assert run.code == 1  # findings, no failures
+    # Log-only: nothing planted (malicious or not) was touched, moved or deleted.
+    assert _fingerprints(plant) == before
+    schema = scan_log_schema()
     for host in plant:
         log = run.log(host.name)
+        jsonschema.Draft202012Validator(schema).validate(log)  # as stored, cleanup included
         assert log["scan_type"] == "quick"
         assert log["action"] == "log-only"
         assert finding_keys(log) == expected(plant, host.name, QUICK_PREFIXES), host.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import select
 import threading
 import time
@@ -14,6 +15,10 @@ from orchestrator.connections.target import SSHOptions, Target
 from orchestrator.errors import HostUnreachable, StepFailed
 
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+
+# paramiko logs tracebacks for failures we already turn into one clear line per host.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 
 # Trust-on-first-use writes to one known_hosts file from many worker threads.
 _known_hosts_lock = threading.Lock()
@@ -72,7 +77,9 @@ class SSHConnection(Connection):
                 key_filename=str(Path(t.private_key_file).expanduser())
                 if t.private_key_file
                 else None,
-                timeout=self.timeouts.connect,
+                # paramiko's `timeout` also bounds the handshake: it must exceed the banner
+                # timeout, or a hung host fails with a confusing "No existing session".
+                timeout=self.timeouts.connect + 1,
                 banner_timeout=self.options.banner_timeout,
                 auth_timeout=self.timeouts.connect,
                 channel_timeout=self.timeouts.connect,
@@ -103,6 +110,12 @@ class SSHConnection(Connection):
             elif "banner" in text.lower():
                 text = f"no SSH banner from {where} within {self.options.banner_timeout:g}s"
             raise HostUnreachable(self.name, text) from None
+        except paramiko.ssh_exception.NoValidConnectionsError as exc:
+            client.close()
+            reasons = sorted({e.strerror or str(e) for e in exc.errors.values()})
+            raise HostUnreachable(
+                self.name, f"cannot connect to {where}: {'; '.join(reasons)}"
+            ) from None
         except TimeoutError:
             client.close()
             raise HostUnreachable(

@@ -1,0 +1,241 @@
+"""A campaign under faults: dead and hung hosts, host keys, passwords, timeouts, hostile trees.
+
+Each test gets a fresh small fleet (`make_fleet`) so breaking hosts never affects the others.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import paramiko
+import yaml
+from plantscan import TEMP_PREFIX, run_scan_cli
+
+from orchestrator.connections import SSHConnection, SSHOptions, Target, Timeouts
+from orchestrator.session import HostSession
+from tests.harness import PLANTOPS_PASSWORD, PLANTOPS_USER
+
+
+def _inventory(fleet, tmp_path: Path) -> Path:
+    return fleet.write_inventory(tmp_path / "fleet.yml")
+
+
+def _temp_dirs(host) -> list[str]:
+    return [n for n in host.listdir("/tmp") if n.startswith(TEMP_PREFIX)]
+
+
+def test_dead_and_hung_hosts_are_unreachable_while_others_finish(make_fleet, tmp_path):
+    fleet = make_fleet(3)
+    inventory = _inventory(fleet, tmp_path)
+    ok, dead, hung = list(fleet)
+    dead.kill_sshd()
+    hung.stop()  # TCP still accepted, no SSH banner ever comes
+    try:
+        run = run_scan_cli(
+            tmp_path / "out",
+            "-i",
+            str(inventory),
+            "--type",
+            "folders",
+            "--path",
+            "/srv/plant",
+            "--connect-timeout",
+            "2",
+        )
+    finally:
+        hung.cont()
+    assert run.status(dead.name) == "unreachable"
+    assert "refused" in run.host_summary(dead.name)["message"].lower()
+    assert run.status(hung.name) == "unreachable"
+    assert "banner" in run.host_summary(hung.name)["message"].lower()
+    assert run.status(ok.name) in ("clean", "findings")
+    assert run.log(ok.name)["cleanup"]["removed"] is True
+    assert not (run.run_dir / f"{dead.name}.json").exists()
+    assert run.code & 2  # a host was unreachable
+    assert _temp_dirs(ok) == []
+
+
+def test_unknown_host_key_is_refused_then_trusted_on_first_use(make_fleet, tmp_path):
+    fleet = make_fleet(2)
+    inventory = _inventory(fleet, tmp_path)
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    args = ["-i", str(inventory), "--type", "asset", "-e", f"plantsweep_known_hosts={known}"]
+
+    refused = run_scan_cli(tmp_path / "out1", *args)
+    assert refused.code == 2
+    for host in fleet:
+        assert refused.status(host.name) == "unreachable"
+        assert "not in" in refused.host_summary(host.name)["message"]
+    assert known.read_text() == ""
+
+    trusted = run_scan_cli(tmp_path / "out2", *args, "--trust-on-first-use")
+    assert trusted.code == 0
+    recorded = known.read_text()
+    for host in fleet:
+        assert host.address in recorded
+
+    # Now the key is pinned: a different key under the same address is an attack, refused
+    # even with --trust-on-first-use.
+    other = paramiko.Ed25519Key.from_private_key_file(str(fleet.client_key.private))
+    first = fleet.hosts[0]
+    lines = [
+        f"{first.address} ssh-ed25519 {other.get_base64()}"
+        if line.startswith(first.address + " ")
+        else line
+        for line in recorded.splitlines()
+    ]
+    known.write_text("\n".join(lines) + "\n")
+    changed = run_scan_cli(tmp_path / "out3", *args, "--trust-on-first-use")
+    assert changed.status(first.name) == "unreachable"
+    assert "HOST KEY CHANGED" in changed.host_summary(first.name)["message"]
+    assert changed.status(fleet.hosts[1].name) == "clean"
+
+
+def test_password_from_environment_and_wrong_password(make_fleet, tmp_path, monkeypatch):
+    fleet = make_fleet(1)
+    host = fleet.hosts[0]
+    inventory = tmp_path / "pw.yml"
+    entry = {
+        "ansible_host": host.address,
+        "ansible_user": PLANTOPS_USER,
+        "ansible_password": "{{ lookup('env', 'PLANT_PW') }}",
+        "ansible_python_interpreter": host.python,
+        "plantsweep_known_hosts": str(fleet.known_hosts),
+    }
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {host.name: entry}}}))
+    args = ["-i", str(inventory), "--type", "folders", "--path", "/srv/plant"]
+
+    monkeypatch.setenv("PLANT_PW", PLANTOPS_PASSWORD)
+    good = run_scan_cli(tmp_path / "good", *args)
+    assert good.status(host.name) in ("clean", "findings")
+    assert good.log(host.name)["cleanup"]["removed"] is True
+
+    monkeypatch.setenv("PLANT_PW", "not-the-password")
+    bad = run_scan_cli(tmp_path / "bad", *args)
+    assert bad.status(host.name) == "unreachable"
+    message = bad.host_summary(host.name)["message"]
+    assert "authentication failed" in message and "not-the-password" not in message
+    assert "not-the-password" not in (bad.run_dir / "run.json").read_text()
+
+
+def test_deadline_gives_a_partial_log_reported_as_failed(make_fleet, tmp_path):
+    fleet = make_fleet(1, plant=False)
+    host = fleet.hosts[0]
+    inventory = _inventory(fleet, tmp_path)
+    # The scanner's deadline is the scan timeout minus 10 s, at least 1 s; a quick scan of
+    # /usr/bin and friends takes several seconds here.
+    run = run_scan_cli(tmp_path / "out", "-i", str(inventory), "--scan-timeout", "5")
+    assert run.status(host.name) == "failed"
+    assert "incomplete" in run.host_summary(host.name)["message"]
+    log = run.log(host.name)
+    assert log["complete"] is False
+    assert log["cleanup"]["removed"] is True
+    assert run.code == 2
+    assert _temp_dirs(host) == []
+
+
+def test_hostile_tree_over_ssh_does_not_hang_or_crash(make_fleet, tmp_path):
+    fleet = make_fleet(1, plant=False)
+    host = fleet.hosts[0]
+    hostile = "/srv/plant/hostile"
+    host.exec(["mkdir", "-p", f"{hostile}/loop"])
+    host.exec(["mkfifo", f"{hostile}/pipe"])
+    host.exec(["ln", "-s", "..", f"{hostile}/loop/up"])
+    host.exec(["mknod", f"{hostile}/null", "c", "1", "3"])
+    host.exec(["python3", "-c", f"open(b'{hostile}/bad-\\xff-name', 'w').write('x')"])
+    fleet.plant_files(host.name, {f"{hostile}/big.bin": b"\0" * 4096})
+    inventory = _inventory(fleet, tmp_path)
+    run = run_scan_cli(
+        tmp_path / "out",
+        "-i",
+        str(inventory),
+        "--type",
+        "folders",
+        "--path",
+        hostile,
+        "--max-size",
+        "1024",
+    )
+    assert run.status(host.name) == "clean", run.host_summary(host.name)
+    skipped = run.log(host.name)["stats"]["skipped"]
+    assert skipped.get("symlink") == 1
+    assert skipped.get("fifo") == 1
+    assert skipped.get("char-device") == 1
+    assert skipped.get("too-large") == 1
+    assert run.log(host.name)["stats"]["files_scanned"] == 1  # the non-UTF-8 name
+
+
+def test_cleanup_kills_leftover_processes_and_reports_residue(make_fleet):
+    fleet = make_fleet(1, plant=False)
+    host = fleet.hosts[0]
+    target = Target(
+        name=host.name,
+        address=host.address,
+        user="root",
+        private_key_file=str(fleet.client_key.private),
+        python_interpreter=host.python,
+    )
+    timeouts = Timeouts(connect=3, command=5)
+    conn = SSHConnection(target, SSHOptions(known_hosts=fleet.known_hosts), timeouts)
+    with HostSession(conn, target, timeouts) as session:
+        assert session.facts is not None
+        temp_dir = session.facts.temp_dir
+        # A process still running from the temp dir (as a scanner past its timeout would be),
+        # and a file written outside it.
+        session.run(
+            f"cd {temp_dir} && (nohup {host.python} -c 'import time; time.sleep(300)' "
+            f"{temp_dir}/x >/dev/null 2>&1 &) && touch /tmp/stray-file"
+        )
+        pids = _pids_mentioning(temp_dir)
+        assert pids, "the background process should be running"
+    proof = session.proof
+    assert proof is not None
+    assert proof.removed is True
+    assert proof.residue == ["/tmp/stray-file"]
+    assert not proof.clean
+    assert _pids_mentioning(temp_dir) == []
+    assert _temp_dirs(host) == []
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if text.encode() in cmdline and b"sleep" in cmdline:
+                found.append(int(entry))
+    return found
+
+
+def test_local_connection_scans_a_mounted_folder(tmp_path):
+    """The gate: a vendor's USB stick mounted on the controller, scanned with `local`."""
+    from tests.harness.files import EICAR
+
+    stick = tmp_path / "usb-stick"
+    (stick / "tools").mkdir(parents=True)
+    (stick / "tools" / "eicar.com").write_bytes(EICAR)
+    (stick / "readme.txt").write_text("vendor tools\n")
+    host_tmp = tmp_path / "controller-tmp"
+    host_tmp.mkdir()
+    inventory = tmp_path / "gate.ini"
+    inventory.write_text(
+        f"[gate]\nvendor-laptop ansible_connection=local ansible_remote_tmp={host_tmp}\n"
+    )
+    run = run_scan_cli(
+        tmp_path / "out", "-i", str(inventory), "--type", "folders", "--path", str(stick)
+    )
+    assert run.code == 1
+    log = run.log("vendor-laptop")
+    # The shipped patterns find EICAR twice: by its YARA rule and by its SHA-256.
+    eicar = str(stick / "tools" / "eicar.com")
+    assert sorted((f["path"], f["engine"]) for f in log["findings"]) == [
+        (eicar, "hash"),
+        (eicar, "yara"),
+    ]
+    assert log["cleanup"]["removed"] is True and log["cleanup"]["residue"] == []
+    assert list(host_tmp.iterdir()) == []

@@ -25,6 +25,7 @@ import sys
 import traceback
 
 from agentless_scanner import mounts, scanlog
+from agentless_scanner.patterns import PatternArchiveError, unpack_pattern_archive
 from agentless_scanner.scanner import run
 
 EXIT_OK = 0
@@ -55,7 +56,8 @@ def build_parser():
                              "folders: the --path values; asset: asset information only")
     parser.add_argument("--path", action="append", default=[], dest="paths",
                         help="folder or file to scan (--type folders; repeatable)")
-    parser.add_argument("--patterns", help="pattern directory (hash IOC lists, YARA rules)")
+    parser.add_argument("--patterns", help="pattern directory (hash IOC lists, YARA rules), "
+                        "or a .zip of one, unpacked inside the scanner's own dir")
     parser.add_argument("--wheel-dir", help="directory holding yara-python wheels "
                                             "(default: wheels/ next to the zipapp)")
     parser.add_argument("--out", required=True, help="scan log file to write (JSON)")
@@ -92,8 +94,10 @@ def parse_args(argv):
         if not all(c.isalnum() or c in "._-" for c in token):
             raise UsageError("--include-mounts: bad filesystem type %r" % token)
     args.include_tokens = tokens
-    if args.patterns is not None and not os.path.isdir(args.patterns):
-        raise UsageError("--patterns %s is not a directory" % args.patterns)
+    if args.patterns is not None and not (
+            os.path.isdir(args.patterns)
+            or (args.patterns.endswith(".zip") and os.path.isfile(args.patterns))):
+        raise UsageError("--patterns %s is not a directory or a .zip file" % args.patterns)
     if args.scan_id is not None and not (0 < len(args.scan_id) <= 200):
         raise UsageError("--scan-id must be 1-200 characters")
     return args
@@ -124,6 +128,14 @@ def main(argv=None, payload=None):
     if problem:
         sys.stderr.write("scanner: error: %s\n" % problem)
         return EXIT_LOG
+    if args.patterns and os.path.isfile(args.patterns):
+        # A pattern archive that cannot be unpacked is refused, never scanned without.
+        dest = os.path.join(os.path.dirname(os.path.abspath(args.patterns)), "patterns")
+        try:
+            args.patterns = unpack_pattern_archive(args.patterns, dest)
+        except PatternArchiveError as exc:
+            sys.stderr.write("scanner: error: pattern archive %s: %s\n" % (args.patterns, exc))
+            return EXIT_USAGE
     try:
         document = run(args, payload, argv)
     except Exception:

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import stat
+import zipfile
 
 from agentless_scanner.scanlog import display_path
 from agentless_scanner.timeutil import iso_utc
@@ -212,6 +213,40 @@ def _load_bundle_json(patterns, path):
     patterns.date = data["date"]
     patterns.source = BUNDLE_FILE
     return True
+
+
+class PatternArchiveError(Exception):
+    """The pattern archive cannot be read or holds a member that would land outside."""
+
+
+def unpack_pattern_archive(archive, dest):
+    """Unpack the controller's pattern zip into ``dest`` (inside the scanner's own dir).
+
+    One archive instead of one transfer per rule file, unpacked here instead of by a second
+    interpreter start. Members must be plain relative paths: nothing may land outside dest.
+    """
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            os.mkdir(dest, 0o700)
+            for info in zf.infolist():
+                parts = info.filename.split("/")
+                if info.filename.startswith("/") or ".." in parts or "\\" in info.filename:
+                    raise PatternArchiveError("unsafe member name %r" % info.filename)
+                if info.is_dir():
+                    continue
+                target = os.path.join(dest, *parts)
+                parent = os.path.dirname(target)
+                if not os.path.isdir(parent):
+                    os.makedirs(parent, 0o700)
+                with zf.open(info) as src, open(target, "xb") as out:
+                    while True:
+                        chunk = src.read(1 << 20)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise PatternArchiveError(str(exc)) from None
+    return dest
 
 
 def load_patterns(root):

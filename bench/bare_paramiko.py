@@ -43,8 +43,8 @@ def _one(host: dict[str, Any], payload: Path, patterns_zip: Path, args: list[str
         sftp.put(str(patterns_zip), f"{tmp}/patterns.zip")
         q = shlex.quote
         run(
-            f"cd {q(tmp)} && {py} -I -B -m zipfile -e patterns.zip patterns && "
-            f"{py} -I -B scanner.pyz --out {tmp}/log.json --patterns {tmp}/patterns "
+            f"cd {q(tmp)} && "
+            f"{py} -I -B scanner.pyz --out {tmp}/log.json --patterns {tmp}/patterns.zip "
             + " ".join(q(a) for a in args)
         )
         with tempfile.TemporaryDirectory() as local:

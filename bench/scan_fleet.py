@@ -79,7 +79,7 @@ def main() -> int:
         ]
 
         payload = build_payload(default_wheel_dir().parent / "payload")
-        patterns_zip = zip_patterns(empty_patterns, base / "patterns.zip")
+        patterns_zip, _ = zip_patterns(empty_patterns, base / "patterns.zip")
         hosts = [
             {
                 "address": h.address,

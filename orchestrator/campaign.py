@@ -55,13 +55,26 @@ def exit_code(results: list[HostResult]) -> int:
     return code
 
 
-def zip_patterns(patterns_dir: Path, dest: Path) -> Path:
-    """One archive instead of one transfer per rule file; the host unpacks it in its temp dir."""
+def zip_patterns(patterns_dir: Path, dest: Path) -> tuple[Path, bool]:
+    """One archive instead of one transfer per rule file; the host unpacks it in its temp dir.
+
+    Also says whether the set holds YARA rules (else no yara engine is needed on hosts)."""
     files = payload.pattern_files(patterns_dir)
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in files:
             zf.write(path, path.relative_to(patterns_dir).as_posix())
-    return dest
+    return dest, any(p.suffix.lower() in (".yar", ".yara") for p in files)
+
+
+def _wheel_cache(request: ScanRequest, err: Console) -> Path:
+    wheel_dir = request.wheel_dir or payload.default_wheel_dir()
+    if not any(wheel_dir.glob("yara_python-*.whl")):
+        err.print(
+            f"[yellow]warning:[/] no yara-python wheels in {wheel_dir}: hosts will be scanned "
+            "with hash IOCs only (run `plantsweep wheels` to fill the cache)",
+            markup=True,
+        )
+    return wheel_dir
 
 
 def run_scan(request: ScanRequest, console: Console | None = None) -> int:
@@ -75,18 +88,15 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
         jobs.append((target_for(host.name, hostvars, request.password), hostvars))
     run = RunFolder(request.out, new_run_id())
     err = console or Console(stderr=True, highlight=False)
-    wheel_dir = request.wheel_dir or payload.default_wheel_dir()
-    if request.scan_type != "asset" and not any(wheel_dir.glob("yara_python-*.whl")):
-        err.print(
-            f"[yellow]warning:[/] no yara-python wheels in {wheel_dir}: hosts will be scanned "
-            "with hash IOCs only (run `plantsweep wheels` to fill the cache)",
-            markup=True,
-        )
     with tempfile.TemporaryDirectory(prefix="plantsweep-build-") as build:
         patterns_zip = None
+        wheel_dir = None
         if request.scan_type != "asset":
             patterns_dir = request.patterns or payload.default_patterns_dir()
-            patterns_zip = zip_patterns(patterns_dir, Path(build) / "patterns.zip")
+            patterns_zip, has_yara = zip_patterns(patterns_dir, Path(build) / "patterns.zip")
+            # The yara wheel (a few MB per host) is pushed only when there are rules to run.
+            if has_yara:
+                wheel_dir = _wheel_cache(request, err)
         plan = ScanPlan(
             scan_type=request.scan_type,
             run=run,

@@ -28,10 +28,11 @@ NO_PYTHON_RC = 97
 TEMP_PREFIX = "plantsweep-"
 
 # Lists the temp parent and $HOME (to prove later that nothing else was written), then makes a
-# private temp dir: mkdtemp creates it with mode 0700 and a unique name.
+# private temp dir: mode 0700, a unique random name, created atomically (fails if it exists).
+# Only cheap imports: this runs on every host before anything else.
 _PROBE = r"""
-import json, os, platform, sys, tempfile
-parent = sys.argv[1]
+import binascii, json, os, sys
+parent, prefix = sys.argv[1], sys.argv[2]
 def ls(p):
     try:
         return sorted(os.listdir(p))
@@ -40,13 +41,23 @@ def ls(p):
 home = os.path.expanduser('~')
 before = {parent: ls(parent), home: ls(home)}
 if sys.version_info < (3, 6):
-    sys.stderr.write('python %s is too old: the scanner needs 3.6+\n' % platform.python_version())
+    sys.stderr.write('python %d.%d is too old: the scanner needs 3.6+\n' % sys.version_info[:2])
     sys.exit(98)
-d = tempfile.mkdtemp(prefix=sys.argv[2], dir=parent)
+while True:
+    d = os.path.join(parent, prefix + binascii.hexlify(os.urandom(5)).decode())
+    try:
+        os.mkdir(d, 0o700)
+        break
+    except FileExistsError:
+        continue
+try:
+    libc = os.confstr('CS_GNU_LIBC_VERSION') or ''
+except (ValueError, OSError, AttributeError):
+    libc = ''
+u = os.uname()
 print(json.dumps({'python': sys.executable, 'version': list(sys.version_info[:3]),
-                  'machine': platform.machine(), 'system': platform.system(),
-                  'libc': platform.libc_ver()[0], 'temp_dir': d, 'home': home,
-                  'before': before}))
+                  'machine': u.machine, 'system': u.sysname, 'libc': libc,
+                  'temp_dir': d, 'home': home, 'before': before}))
 """
 
 # Stops whatever still runs from the temp dir (a scanner that outlived its timeout: only
@@ -110,18 +121,14 @@ def probe_command(interpreter: str | None, remote_tmp: str) -> str:
     )
 
 
-def payload_command(
-    python: str, temp_dir: str, scanner_args: list[str], patterns_zip: str | None
-) -> str:
-    """Unpack the pattern archive inside the temp dir, then run the scanner from there."""
+def payload_command(python: str, temp_dir: str, scanner_args: list[str]) -> str:
+    """Run the scanner from inside its temp dir (it unpacks the pattern archive there)."""
     q = shlex.quote
-    steps = [f"cd {q(temp_dir)}"]
-    if patterns_zip:
-        steps.append(f"{q(python)} -I -B -m zipfile -e {q(patterns_zip)} patterns >/dev/null")
     # TMPDIR: anything the scanner or yara might spill stays inside our temp dir.
-    steps.append(f"export TMPDIR={q(temp_dir)}")
-    steps.append(f"exec {q(python)} -I -B " + " ".join(q(a) for a in scanner_args))
-    return " && ".join(steps)
+    return (
+        f"cd {q(temp_dir)} && export TMPDIR={q(temp_dir)} && "
+        f"exec {q(python)} -I -B " + " ".join(q(a) for a in scanner_args)
+    )
 
 
 def cleanup_command(python: str, temp_dir: str, parent: str, home: str) -> str:

@@ -96,7 +96,7 @@ def _scanner_args(plan: ScanPlan, session: HostSession, host: str, wheel: bool) 
         str(max(1, int(plan.timeouts.scan) - 10)),
     ]
     if plan.patterns_zip:
-        args += ["--patterns", session.remote_path("patterns")]
+        args += ["--patterns", session.remote_path("patterns.zip")]
     if wheel:
         args += ["--wheel-dir", session.facts.temp_dir]  # type: ignore[union-attr]
     if plan.max_size is not None:
@@ -177,7 +177,6 @@ def scan_host(
                 facts.python,
                 facts.temp_dir,
                 _scanner_args(plan, session, host, wheel),
-                session.remote_path("patterns.zip") if plan.patterns_zip else None,
             )
             run = session.run(command, plan.timeouts.scan)
             if not run.ok:

@@ -41,16 +41,25 @@ def run_tool(argv, timeout=COMMAND_TIMEOUT_S):
     """Run a command; return (stdout text, None) or (None, error message)."""
     env = {"LC_ALL": "C", "LANG": "C", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
     try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=timeout, env=env)
+        proc = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+            env=env,
+        )
     except subprocess.TimeoutExpired:
         return None, "%s timed out after %ss" % (argv[0], timeout)
     except OSError as exc:
         return None, "%s could not run: %s" % (argv[0], exc)
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        return None, "%s exited with %d%s" % (argv[0], proc.returncode,
-                                             (": " + err[-1][:200]) if err else "")
+        return None, "%s exited with %d%s" % (
+            argv[0],
+            proc.returncode,
+            (": " + err[-1][:200]) if err else "",
+        )
     return proc.stdout.decode("utf-8", "replace"), None
 
 
@@ -77,15 +86,28 @@ def parse_os_release(text):
 
 
 def os_info():
-    info = {"name": None, "version": None, "id": None, "pretty_name": None,
-            "kernel": None, "kernel_version": None, "source": None}
+    info = {
+        "name": None,
+        "version": None,
+        "id": None,
+        "pretty_name": None,
+        "kernel": None,
+        "kernel_version": None,
+        "source": None,
+    }
     for path in ("/etc/os-release", "/usr/lib/os-release"):
         text = read_text(path)
         if text:
             rel = parse_os_release(text)
-            info.update({"name": rel.get("NAME"), "version": rel.get("VERSION_ID") or rel.get(
-                "VERSION"), "id": rel.get("ID"), "pretty_name": rel.get("PRETTY_NAME"),
-                "source": path})
+            info.update(
+                {
+                    "name": rel.get("NAME"),
+                    "version": rel.get("VERSION_ID") or rel.get("VERSION"),
+                    "id": rel.get("ID"),
+                    "pretty_name": rel.get("PRETTY_NAME"),
+                    "source": path,
+                }
+            )
             break
     if info["name"] is None:
         info["name"] = platform.system() or sys.platform
@@ -209,8 +231,9 @@ def interfaces(sys_class_net="/sys/class/net", ip_tool="auto"):
     try:
         names = sorted(os.listdir(sys_class_net))
     except OSError as exc:
-        errors.append({"kind": "interfaces", "message": "cannot list %s: %s"
-                       % (sys_class_net, exc.strerror)})
+        errors.append(
+            {"kind": "interfaces", "message": "cannot list %s: %s" % (sys_class_net, exc.strerror)}
+        )
     addresses = None
     source = None
     tool = find_tool("ip") if ip_tool == "auto" else ip_tool
@@ -230,8 +253,13 @@ def interfaces(sys_class_net="/sys/class/net", ip_tool="auto"):
     result = []
     for name in sorted(set(names) | set(addresses)):
         mac = read_text(os.path.join(sys_class_net, name, "address"), 128)
-        result.append({"name": name, "mac": mac.strip() if mac else None,
-                       "addresses": addresses.get(name, [])})
+        result.append(
+            {
+                "name": name,
+                "mac": mac.strip() if mac else None,
+                "addresses": addresses.get(name, []),
+            }
+        )
     return result, source, errors
 
 
@@ -271,7 +299,7 @@ def parse_rpm(text):
             continue
         version = parts[1]
         if version.startswith("(none):"):
-            version = version[len("(none):"):]
+            version = version[len("(none):") :]
         items.append({"name": parts[0], "version": version, "arch": parts[2]})
     return items
 
@@ -282,8 +310,13 @@ def parse_apk(text):
     for line in text.splitlines() + [""]:
         if not line.strip():
             if current.get("name"):
-                items.append({"name": current["name"], "version": current.get("version"),
-                              "arch": current.get("arch")})
+                items.append(
+                    {
+                        "name": current["name"],
+                        "version": current.get("version"),
+                        "arch": current.get("arch"),
+                    }
+                )
             current = {}
             continue
         key, _, value = line.partition(":")
@@ -299,8 +332,12 @@ def parse_apk(text):
 def packages(tools=None):
     """{manager, count, items, reason}. ``tools`` overrides tool lookup (tests)."""
     if sys.platform == "win32":
-        return {"manager": None, "count": 0, "items": [],
-                "reason": "package inventory on Windows is not implemented yet"}
+        return {
+            "manager": None,
+            "count": 0,
+            "items": [],
+            "reason": "package inventory on Windows is not implemented yet",
+        }
     tools = tools or {"dpkg-query": find_tool("dpkg-query"), "rpm": find_tool("rpm")}
     tried = []
     if tools.get("dpkg-query"):
@@ -337,8 +374,11 @@ def collect():
         "fqdn": _fqdn(hostname),
         "os": os_info(),
         "architecture": platform.machine() or None,
-        "python": {"version": platform.python_version(), "implementation":
-                   platform.python_implementation(), "executable": sys.executable},
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
         "cpu_count": os.cpu_count(),
         "memory_bytes": memory_bytes(),
     }

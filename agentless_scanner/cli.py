@@ -51,29 +51,58 @@ def build_parser():
         prog="scanner.pyz",
         description="plantsweep scanner payload: log-only malware scan and asset inventory.",
     )
-    parser.add_argument("--type", required=True, choices=SCAN_TYPES, dest="scan_type",
-                        help="quick: most exposed folders; full: all local filesystems; "
-                             "folders: the --path values; asset: asset information only")
-    parser.add_argument("--path", action="append", default=[], dest="paths",
-                        help="folder or file to scan (--type folders; repeatable)")
-    parser.add_argument("--patterns", help="pattern directory (hash IOC lists, YARA rules), "
-                        "or a .zip of one, unpacked inside the scanner's own dir")
-    parser.add_argument("--wheel-dir", help="directory holding yara-python wheels "
-                                            "(default: wheels/ next to the zipapp)")
+    parser.add_argument(
+        "--type",
+        required=True,
+        choices=SCAN_TYPES,
+        dest="scan_type",
+        help="quick: most exposed folders; full: all local filesystems; "
+        "folders: the --path values; asset: asset information only",
+    )
+    parser.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        dest="paths",
+        help="folder or file to scan (--type folders; repeatable)",
+    )
+    parser.add_argument(
+        "--patterns",
+        help="pattern directory (hash IOC lists, YARA rules), "
+        "or a .zip of one, unpacked inside the scanner's own dir",
+    )
+    parser.add_argument(
+        "--wheel-dir",
+        help="directory holding yara-python wheels (default: wheels/ next to the zipapp)",
+    )
     parser.add_argument("--out", required=True, help="scan log file to write (JSON)")
     parser.add_argument("--scan-id", help="scan id to record (default: random)")
     parser.add_argument("--host-name", help="host name to record (default: hostname)")
-    parser.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE,
-                        help="skip files larger than this many bytes (default 100 MiB)")
-    parser.add_argument("--deadline", type=float,
-                        help="stop walking this many seconds after the start; the log is then "
-                             "partial")
-    parser.add_argument("--include-mounts", default="",
-                        help="comma-separated filesystem types or 'network'/'removable' "
-                             "to scan although excluded by default")
-    parser.add_argument("--exclude", action="append", default=[], dest="excludes",
-                        metavar="PATH", help="file or directory never scanned, in any scan "
-                                             "type (repeatable)")
+    parser.add_argument(
+        "--max-size",
+        type=int,
+        default=DEFAULT_MAX_SIZE,
+        help="skip files larger than this many bytes (default 100 MiB)",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        help="stop walking this many seconds after the start; the log is then partial",
+    )
+    parser.add_argument(
+        "--include-mounts",
+        default="",
+        help="comma-separated filesystem types or 'network'/'removable' "
+        "to scan although excluded by default",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        dest="excludes",
+        metavar="PATH",
+        help="file or directory never scanned, in any scan type (repeatable)",
+    )
     return parser
 
 
@@ -95,8 +124,9 @@ def parse_args(argv):
             raise UsageError("--include-mounts: bad filesystem type %r" % token)
     args.include_tokens = tokens
     if args.patterns is not None and not (
-            os.path.isdir(args.patterns)
-            or (args.patterns.endswith(".zip") and os.path.isfile(args.patterns))):
+        os.path.isdir(args.patterns)
+        or (args.patterns.endswith(".zip") and os.path.isfile(args.patterns))
+    ):
         raise UsageError("--patterns %s is not a directory or a .zip file" % args.patterns)
     if args.scan_id is not None and not (0 < len(args.scan_id) <= 200):
         raise UsageError("--scan-id must be 1-200 characters")

@@ -66,7 +66,7 @@ def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None):
                 view.release()
                 buf.extend(bytes(CHUNK_SIZE))
                 view = memoryview(buf)
-            target = view[total:min(len(buf), total + CHUNK_SIZE)]
+            target = view[total : min(len(buf), total + CHUNK_SIZE)]
         else:
             target = view
         count = readinto(target)
@@ -131,15 +131,20 @@ class FileScanner(object):
 
     def __call__(self, fd, path, st):
         if st.st_size > self.max_size:
-            self.recorder.skip(path, "too-large", "%d bytes is more than --max-size %d"
-                               % (st.st_size, self.max_size))
+            self.recorder.skip(
+                path,
+                "too-large",
+                "%d bytes is more than --max-size %d" % (st.st_size, self.max_size),
+            )
             return
         try:
-            data = read_file(fd, st, self.max_size, self.use_yara, self.deadline_at,
-                             self.readinto)
+            data = read_file(fd, st, self.max_size, self.use_yara, self.deadline_at, self.readinto)
         except TooLarge as exc:
-            self.recorder.skip(path, "too-large", "grew past --max-size %d while reading (%d)"
-                               % (self.max_size, exc.args[0]))
+            self.recorder.skip(
+                path,
+                "too-large",
+                "grew past --max-size %d while reading (%d)" % (self.max_size, exc.args[0]),
+            )
             return
         except DeadlineReached:
             self.recorder.skip(path, "deadline", "being read when the walk was stopped")
@@ -150,19 +155,22 @@ class FileScanner(object):
         self.files_scanned += 1
         self.bytes_scanned += data.size
         if data.changed:
-            self.recorder.note(path, "changed-during-scan",
-                               "hashed what was read: %s" % data.changed)
+            self.recorder.note(
+                path, "changed-during-scan", "hashed what was read: %s" % data.changed
+            )
         hits = []
         for algo in ("sha256", "sha1", "md5"):
             digest = getattr(data, algo)
             ioc = self.patterns.hashes.get(digest) if digest else None
             if ioc is not None:
-                hits.append({
-                    "engine": "hash",
-                    "rule": "%s:%s" % (algo, digest),
-                    "source": ioc["source"],
-                    "description": ioc["description"],
-                })
+                hits.append(
+                    {
+                        "engine": "hash",
+                        "rule": "%s:%s" % (algo, digest),
+                        "source": ioc["source"],
+                        "description": ioc["description"],
+                    }
+                )
         if self.use_yara:
             hits.extend(self._yara_hits(path, st, data))
         for hit in hits:
@@ -186,11 +194,13 @@ class FileScanner(object):
         except Exception as exc:
             timeout_error = getattr(self.yara.module, "TimeoutError", ())
             if timeout_error and isinstance(exc, timeout_error):
-                self.recorder.error(path, "yara-timeout", "YARA match timed out after %ds"
-                                    % int(timeout))
+                self.recorder.error(
+                    path, "yara-timeout", "YARA match timed out after %ds" % int(timeout)
+                )
             else:
-                self.recorder.error(path, "yara-error", "YARA match failed: %s: %s"
-                                    % (type(exc).__name__, exc))
+                self.recorder.error(
+                    path, "yara-error", "YARA match failed: %s: %s" % (type(exc).__name__, exc)
+                )
             return []
         hits = []
         for rule, namespace, tags, meta in matches:
@@ -209,13 +219,15 @@ class FileScanner(object):
             self.findings_omitted += 1
             return
         finding = path_fields(path)
-        finding.update({
-            "size": data.size,
-            "mtime": iso_utc(st.st_mtime),
-            "sha256": data.sha256,
-            "sha1": data.sha1,
-            "md5": data.md5,
-        })
+        finding.update(
+            {
+                "size": data.size,
+                "mtime": iso_utc(st.st_mtime),
+                "sha256": data.sha256,
+                "sha1": data.sha1,
+                "md5": data.md5,
+            }
+        )
         finding.update(hit)
         finding["action"] = "logged"
         if data.changed:

@@ -42,10 +42,23 @@ NEVER_DESCEND_EXCEPTIONS = ("/dev/shm",)
 
 LINUX_SYSTEM = ("/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin")
 LINUX_STARTUP = (
-    "/etc/rc.local", "/etc/rc.d", "/etc/init.d", "/etc/init", "/etc/systemd/system",
-    "/etc/systemd/user", "/lib/systemd/system", "/usr/lib/systemd/system", "/etc/cron*",
-    "/etc/anacrontab", "/var/spool/cron", "/etc/profile", "/etc/profile.d",
-    "/etc/bash.bashrc", "/etc/xdg/autostart", "/etc/ld.so.preload", "/etc/update-motd.d",
+    "/etc/rc.local",
+    "/etc/rc.d",
+    "/etc/init.d",
+    "/etc/init",
+    "/etc/systemd/system",
+    "/etc/systemd/user",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/etc/cron*",
+    "/etc/anacrontab",
+    "/var/spool/cron",
+    "/etc/profile",
+    "/etc/profile.d",
+    "/etc/bash.bashrc",
+    "/etc/xdg/autostart",
+    "/etc/ld.so.preload",
+    "/etc/update-motd.d",
     "/etc/udev/rules.d",
 )
 LINUX_TEMP = ("/tmp", "/var/tmp", "/dev/shm")
@@ -128,8 +141,9 @@ def windows_quick_roots(env=None, listdir=os.listdir):
         Root(j(sysroot, "System32"), "system", 1),
         Root(j(sysroot, "SysWOW64"), "system", 1),
         Root(program_data, "system", 1),
-        Root(j(program_data, "Microsoft", "Windows", "Start Menu", "Programs", "Startup"),
-             "startup"),
+        Root(
+            j(program_data, "Microsoft", "Windows", "Start Menu", "Programs", "Startup"), "startup"
+        ),
         Root(j(sysroot, "Temp"), "temp"),
     ]
     for name in ("TEMP", "TMP"):
@@ -147,8 +161,21 @@ def windows_quick_roots(env=None, listdir=os.listdir):
         if profile.lower() == "public":
             roots.append(Root(base, "downloads"))
             continue
-        roots.append(Root(j(base, "AppData", "Roaming", "Microsoft", "Windows", "Start Menu",
-                            "Programs", "Startup"), "startup"))
+        roots.append(
+            Root(
+                j(
+                    base,
+                    "AppData",
+                    "Roaming",
+                    "Microsoft",
+                    "Windows",
+                    "Start Menu",
+                    "Programs",
+                    "Startup",
+                ),
+                "startup",
+            )
+        )
         roots.append(Root(j(base, "AppData", "Local", "Temp"), "temp"))
         roots.append(Root(j(base, "Downloads"), "downloads"))
     return roots

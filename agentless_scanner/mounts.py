@@ -33,19 +33,69 @@ import re
 
 from agentless_scanner.scanlog import display_path
 
-PSEUDO_FS = frozenset((
-    "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "securityfs", "debugfs",
-    "tracefs", "pstore", "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs", "autofs",
-    "binfmt_misc", "efivarfs", "rpc_pipefs", "nsfs", "selinuxfs", "nfsd", "usbfs",
-    "devfs", "sockfs", "pipefs", "anon_inodefs", "cpuset", "xenfs", "fuse.lxcfs",
-    "smackfs", "apparmorfs", "ipathfs",
-))
+PSEUDO_FS = frozenset(
+    (
+        "proc",
+        "sysfs",
+        "devtmpfs",
+        "devpts",
+        "cgroup",
+        "cgroup2",
+        "securityfs",
+        "debugfs",
+        "tracefs",
+        "pstore",
+        "bpf",
+        "configfs",
+        "fusectl",
+        "mqueue",
+        "hugetlbfs",
+        "autofs",
+        "binfmt_misc",
+        "efivarfs",
+        "rpc_pipefs",
+        "nsfs",
+        "selinuxfs",
+        "nfsd",
+        "usbfs",
+        "devfs",
+        "sockfs",
+        "pipefs",
+        "anon_inodefs",
+        "cpuset",
+        "xenfs",
+        "fuse.lxcfs",
+        "smackfs",
+        "apparmorfs",
+        "ipathfs",
+    )
+)
 
-NETWORK_FS = frozenset((
-    "nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "coda", "9p", "ceph",
-    "glusterfs", "lustre", "gfs2", "ocfs2", "davfs", "sshfs", "gpfs", "beegfs",
-    "orangefs", "pvfs2", "moosefs",
-))
+NETWORK_FS = frozenset(
+    (
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "ncpfs",
+        "afs",
+        "coda",
+        "9p",
+        "ceph",
+        "glusterfs",
+        "lustre",
+        "gfs2",
+        "ocfs2",
+        "davfs",
+        "sshfs",
+        "gpfs",
+        "beegfs",
+        "orangefs",
+        "pvfs2",
+        "moosefs",
+    )
+)
 
 OPTICAL_FS = frozenset(("iso9660", "udf"))
 MEMORY_FS = frozenset(("tmpfs", "ramfs"))
@@ -105,8 +155,9 @@ def parse_mountinfo(text):
             major, minor = (int(x) for x in parts[2].split(":"))
         except ValueError:
             major = minor = None
-        mounts.append(Mount(unescape(parts[4]), parts[sep + 1], unescape(parts[sep + 2]),
-                            major, minor))
+        mounts.append(
+            Mount(unescape(parts[4]), parts[sep + 1], unescape(parts[sep + 2]), major, minor)
+        )
     return mounts
 
 
@@ -121,8 +172,10 @@ def parse_proc_mounts(text):
 
 def read_mount_table():
     """Return (mounts, source) for this process's mount namespace; ([], None) if none."""
-    for path, parser in (("/proc/self/mountinfo", parse_mountinfo),
-                         ("/proc/mounts", parse_proc_mounts)):
+    for path, parser in (
+        ("/proc/self/mountinfo", parse_mountinfo),
+        ("/proc/mounts", parse_proc_mounts),
+    ):
         try:
             with open(path, "rb") as fh:
                 text = os.fsdecode(fh.read())  # same decoding as every other path here
@@ -162,8 +215,11 @@ def device_is_removable(major, minor, sysfs_root="/sys"):
 
 
 def token_matches(token, mount):
-    return (token == mount.fstype or token == mount.category
-            or (token == "fuse" and mount.fstype.startswith("fuse.")))
+    return (
+        token == mount.fstype
+        or token == mount.category
+        or (token == "fuse" and mount.fstype.startswith("fuse."))
+    )
 
 
 def classify(mount, include_tokens=(), sysfs_root="/sys"):
@@ -172,12 +228,16 @@ def classify(mount, include_tokens=(), sysfs_root="/sys"):
     if fstype in PSEUDO_FS:
         mount.category = "pseudo"
     elif any(is_under(mp, d) for d in SYSTEM_DIRS) and not any(
-            is_under(mp, e) for e in SYSTEM_EXCEPTIONS):
+        is_under(mp, e) for e in SYSTEM_EXCEPTIONS
+    ):
         mount.category = "system-path"
     elif fstype in NETWORK_FS or (fstype.startswith("fuse.") and fstype != "fuseblk"):
         mount.category = "network"
-    elif (fstype in OPTICAL_FS or any(is_under(mp, d) for d in REMOVABLE_DIRS)
-          or device_is_removable(mount.major, mount.minor, sysfs_root)):
+    elif (
+        fstype in OPTICAL_FS
+        or any(is_under(mp, d) for d in REMOVABLE_DIRS)
+        or device_is_removable(mount.major, mount.minor, sysfs_root)
+    ):
         mount.category = "removable"
     elif fstype in MEMORY_FS:
         mount.category = "memory"
@@ -205,7 +265,8 @@ def covering_mount(path, mounts):
     best = None
     for mount in mounts:
         if is_under(path, mount.mountpoint) and (
-                best is None or len(mount.mountpoint) > len(best.mountpoint)):
+            best is None or len(mount.mountpoint) > len(best.mountpoint)
+        ):
             best = mount
     return best
 
@@ -230,8 +291,7 @@ class MountPlan(object):
 
     def excluded_devs(self):
         included = set(m.dev for m in self.included if m.dev is not None)
-        return set(m.dev for m in self.excluded
-                   if m.dev is not None and m.dev not in included)
+        return set(m.dev for m in self.excluded if m.dev is not None and m.dev not in included)
 
     def full_scan_roots(self):
         """Mount points a full scan starts from (``/`` first)."""

@@ -96,8 +96,10 @@ class Recorder(object):
 
     def _add(self, category, kind, path, message):
         key = (category, kind)
-        if (self._per_kind.get(key, 0) >= PER_KIND_CAP
-                or self._per_category[category] >= CATEGORY_CAP[category]):
+        if (
+            self._per_kind.get(key, 0) >= PER_KIND_CAP
+            or self._per_category[category] >= CATEGORY_CAP[category]
+        ):
             self.omitted[kind] = self.omitted.get(kind, 0) + 1
             return
         self._per_kind[key] = self._per_kind.get(key, 0) + 1

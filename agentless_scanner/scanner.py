@@ -39,11 +39,21 @@ def _collect_asset():
     try:
         return asset.collect()
     except Exception as exc:  # a bug in asset collection must not lose the scan
-        return {"hostname": socket.gethostname(), "fqdn": None, "os": None,
-                "architecture": platform.machine() or None, "interfaces": [],
-                "packages": {"manager": None, "count": 0, "items": [], "reason": "failed"},
-                "errors": [{"kind": "internal-error", "message": "%s: %s\n%s" % (
-                    type(exc).__name__, exc, traceback.format_exc(limit=5))}]}
+        return {
+            "hostname": socket.gethostname(),
+            "fqdn": None,
+            "os": None,
+            "architecture": platform.machine() or None,
+            "interfaces": [],
+            "packages": {"manager": None, "count": 0, "items": [], "reason": "failed"},
+            "errors": [
+                {
+                    "kind": "internal-error",
+                    "message": "%s: %s\n%s"
+                    % (type(exc).__name__, exc, traceback.format_exc(limit=5)),
+                }
+            ],
+        }
 
 
 class _Stop(object):
@@ -77,8 +87,11 @@ def run(args, payload, argv):
     scratch_parent = own_dir(payload)
 
     wheel_dir = args.wheel_dir
-    if wheel_dir is None and scratch_parent and os.path.isdir(
-            os.path.join(scratch_parent, "wheels")):
+    if (
+        wheel_dir is None
+        and scratch_parent
+        and os.path.isdir(os.path.join(scratch_parent, "wheels"))
+    ):
         wheel_dir = os.path.join(scratch_parent, "wheels")
 
     if args.patterns:
@@ -97,12 +110,17 @@ def run(args, payload, argv):
     asset_info = _collect_asset()
 
     scanner_paths = []
-    for path, reason in ((scratch_parent, "scanner temp dir"), (args.patterns, "pattern dir"),
-                         (wheel_dir, "wheel dir"), (yara.scratch, "yara scratch dir")):
+    for path, reason in (
+        (scratch_parent, "scanner temp dir"),
+        (args.patterns, "pattern dir"),
+        (wheel_dir, "wheel dir"),
+        (yara.scratch, "yara scratch dir"),
+    ):
         if path:
             scanner_paths.append((os.path.abspath(path), reason))
-    plan = scope.build(args.scan_type, args.paths, args.include_tokens, scanner_paths,
-                       excludes=args.excludes)
+    plan = scope.build(
+        args.scan_type, args.paths, args.include_tokens, scanner_paths, excludes=args.excludes
+    )
     for path, category, kind, message in plan.problems:
         if category == ERROR:
             recorder.error(os.fsencode(path) if path else None, kind, message)
@@ -112,36 +130,55 @@ def run(args, payload, argv):
     if stop.reason:
         deadline_at = 0
     scanner = FileScanner(recorder, patterns, yara, args.max_size, deadline_at)
-    walker = Walker(recorder, scanner, plan.excluded_mountpoints(), plan.excluded_devs(),
-                    plan.scanner_dirs, deadline_at, mount_names=plan.mount_names(),
-                    excluded_paths=plan.user_excludes)
+    walker = Walker(
+        recorder,
+        scanner,
+        plan.excluded_mountpoints(),
+        plan.excluded_devs(),
+        plan.scanner_dirs,
+        deadline_at,
+        mount_names=plan.mount_names(),
+        excluded_paths=plan.user_excludes,
+    )
     stop.targets.extend((scanner, walker))
     complete = True
     roots = plan.walk_roots()
     for index, entry in enumerate(roots):
         try:
-            walker.walk(os.fsencode(entry["real"]), entry["root"].max_depth,
-                        plan.allowed_mount(entry["real"]))
+            walker.walk(
+                os.fsencode(entry["real"]),
+                entry["root"].max_depth,
+                plan.allowed_mount(entry["real"]),
+            )
             entry["log"]["status"] = "scanned"
         except DeadlineReached:
             complete = False
             entry["log"]["status"] = "interrupted"
-            for rest in roots[index + 1:]:
+            for rest in roots[index + 1 :]:
                 rest["log"]["status"] = "not-reached"
             if stop.reason:
-                recorder.error(None, "terminated",
-                               "stopped by %s after %d files: this log is partial (see "
-                               "scope.roots[].status)" % (stop.reason, scanner.files_scanned))
+                recorder.error(
+                    None,
+                    "terminated",
+                    "stopped by %s after %d files: this log is partial (see "
+                    "scope.roots[].status)" % (stop.reason, scanner.files_scanned),
+                )
             else:
-                recorder.error(None, "deadline",
-                               "deadline of %gs reached after %d files: the walk stopped, this "
-                               "log is partial (see scope.roots[].status)"
-                               % (args.deadline, scanner.files_scanned))
+                recorder.error(
+                    None,
+                    "deadline",
+                    "deadline of %gs reached after %d files: the walk stopped, this "
+                    "log is partial (see scope.roots[].status)"
+                    % (args.deadline, scanner.files_scanned),
+                )
             break
         except Exception as exc:
             entry["log"]["status"] = "failed"
-            recorder.error(os.fsencode(entry["real"]), "internal-error", "%s: %s\n%s" % (
-                type(exc).__name__, exc, traceback.format_exc(limit=5)))
+            recorder.error(
+                os.fsencode(entry["real"]),
+                "internal-error",
+                "%s: %s\n%s" % (type(exc).__name__, exc, traceback.format_exc(limit=5)),
+            )
     yara.cleanup()
     finished = time.time()
 
@@ -165,8 +202,11 @@ def run(args, payload, argv):
         },
         "patterns": patterns.as_log(),
         "engines": {
-            "hash": {"available": True, "iocs": len(patterns.hashes),
-                     "algorithms": ["sha256", "sha1", "md5"]},
+            "hash": {
+                "available": True,
+                "iocs": len(patterns.hashes),
+                "algorithms": ["sha256", "sha1", "md5"],
+            },
             "yara": yara.as_log(),
         },
         "asset": asset_info,

@@ -40,8 +40,7 @@ def windows_drives(include_tokens):  # pragma: no cover - Windows only
         if kind in ("fixed", "ramdisk") or kind in include_tokens:
             roots.append(Root(drive, "mount"))
         else:
-            excluded.append({"mountpoint": drive, "fstype": None, "source": None,
-                             "category": kind})
+            excluded.append({"mountpoint": drive, "fstype": None, "source": None, "category": kind})
     return roots, excluded
 
 
@@ -122,9 +121,14 @@ def build(scan_type, paths, include_tokens, scanner_paths, platform=None, exclud
             if scope.mount_plan.mounts:
                 roots = [Root(mp, "mount") for mp in scope.mount_plan.full_scan_roots()]
             else:
-                scope.problems.append((None, "error", "list-error",
-                                       "no mount table (/proc not mounted?): walking / "
-                                       "without mount filtering"))
+                scope.problems.append(
+                    (
+                        None,
+                        "error",
+                        "list-error",
+                        "no mount table (/proc not mounted?): walking / without mount filtering",
+                    )
+                )
                 roots = [Root("/", "mount")]
     if scan_type == "quick":
         roots = locations.quick_roots(platform)
@@ -141,8 +145,7 @@ def build(scan_type, paths, include_tokens, scanner_paths, platform=None, exclud
     for root in roots:
         real = os.path.realpath(root.path)
         log = path_fields(real)
-        log.update({"category": root.category, "max_depth": root.max_depth,
-                    "status": "pending"})
+        log.update({"category": root.category, "max_depth": root.max_depth, "status": "pending"})
         if real != root.path:
             log["given"] = display_path(root.path)
         scope.roots.append({"root": root, "log": log, "real": real})
@@ -152,27 +155,38 @@ def build(scan_type, paths, include_tokens, scanner_paths, platform=None, exclud
                 scope.problems.append((real, "error", "not-found", "--path does not exist"))
             continue
         breal = os.fsencode(real)
-        if any(breal == e or breal.startswith(e.rstrip(b"/\\") + os.fsencode(os.sep))
-               for e in scope.user_excludes):
+        if any(
+            breal == e or breal.startswith(e.rstrip(b"/\\") + os.fsencode(os.sep))
+            for e in scope.user_excludes
+        ):
             log["status"] = "excluded-path"
             scope.problems.append((real, "skipped", "excluded-path", "excluded by --exclude"))
             continue
         if platform != "win32" and locations.never_descend(real):
             log["status"] = "excluded-path"
-            scope.problems.append((real, "skipped", "excluded-path",
-                                   "never scanned (system pseudo-files)"))
+            scope.problems.append(
+                (real, "skipped", "excluded-path", "never scanned (system pseudo-files)")
+            )
             continue
         if scan_type == "quick" and scope.mount_plan is not None:
             mount = scope.mount_plan.mount_of(real)
             if mount is not None and not mount.included:
                 log["status"] = "excluded-mount"
-                scope.problems.append((real, "skipped", "excluded-mount",
-                                       "on an excluded %s filesystem (%s)"
-                                       % (mount.category, mount.fstype)))
+                scope.problems.append(
+                    (
+                        real,
+                        "skipped",
+                        "excluded-mount",
+                        "on an excluded %s filesystem (%s)" % (mount.category, mount.fstype),
+                    )
+                )
                 continue
         ident = _stat_id(real)
-        alias = root.path != real and real in canonical and (
-            canonical[real] is None or canonical[real] == root.max_depth)
+        alias = (
+            root.path != real
+            and real in canonical
+            and (canonical[real] is None or canonical[real] == root.max_depth)
+        )
         if ident is not None and (ident in walked or alias):
             log["status"] = "duplicate"
             log["same_as"] = display_path(real)

@@ -248,9 +248,18 @@ class Walker(object):
     (st_dev, st_ino) of directories that belong to the scanner.
     """
 
-    def __init__(self, recorder, on_file, excluded_mountpoints=(), excluded_devs=(),
-                 scanner_dirs=(), deadline_at=None, ops=None, mount_names=None,
-                 excluded_paths=()):
+    def __init__(
+        self,
+        recorder,
+        on_file,
+        excluded_mountpoints=(),
+        excluded_devs=(),
+        scanner_dirs=(),
+        deadline_at=None,
+        ops=None,
+        mount_names=None,
+        excluded_paths=(),
+    ):
         self.recorder = recorder
         self.on_file = on_file
         self.excluded_mountpoints = set(excluded_mountpoints)
@@ -307,8 +316,9 @@ class Walker(object):
                 self._os_error(path, exc, "open-error", "cannot stat")
                 return
             if not stat.S_ISREG(st.st_mode):
-                self.recorder.skip(path, "vanished",
-                                   "replaced by a %s before it was opened" % kind_of(st.st_mode))
+                self.recorder.skip(
+                    path, "vanished", "replaced by a %s before it was opened" % kind_of(st.st_mode)
+                )
                 return
             if lst is not None and (st.st_dev, st.st_ino) != (lst.st_dev, lst.st_ino):
                 self.recorder.skip(path, "vanished", "replaced between listing and opening")
@@ -334,8 +344,12 @@ class Walker(object):
             self.recorder.skip(path, "excluded-path", "excluded by --exclude")
             return None
         if path in self.excluded_mountpoints and path not in self.allowed_mountpoints:
-            self.recorder.skip(path, "excluded-mount", "mount point of an excluded filesystem (%s)"
-                               % self.mount_names.get(path, "excluded"))
+            self.recorder.skip(
+                path,
+                "excluded-mount",
+                "mount point of an excluded filesystem (%s)"
+                % self.mount_names.get(path, "excluded"),
+            )
             return None
         try:
             handle, st = self.ops.open_dir(parent, name, path)
@@ -421,8 +435,9 @@ class Walker(object):
                     self.ops.close_dir(top.handle)
                     continue
                 name = top.pending.pop()
-                frame = self._enter(top.handle, name, join(top.path, name), top.depth + 1,
-                                    max_depth)
+                frame = self._enter(
+                    top.handle, name, join(top.path, name), top.depth + 1, max_depth
+                )
                 if frame is not None:
                     stack.append(frame)
         finally:

@@ -58,7 +58,7 @@ MAGIC = (
 def file_type(head):
     """Short type label from the first bytes of a file ('' if unknown)."""
     for offset, magic, label in MAGIC:
-        if head[offset:offset + len(magic)] == magic:
+        if head[offset : offset + len(magic)] == magic:
             return label
     return ""
 
@@ -157,8 +157,9 @@ def load_yara(wheel_dir, scratch_parent, want=True):
                     engine.source = "wheel"
                     engine.wheel = chosen
                 except Exception as exc:  # ImportError, OSError, BadZipFile, ValueError
-                    reasons.append("wheel %s could not be imported: %s: %s"
-                                   % (chosen, type(exc).__name__, exc))
+                    reasons.append(
+                        "wheel %s could not be imported: %s: %s" % (chosen, type(exc).__name__, exc)
+                    )
                     if engine.scratch in sys.path:
                         sys.path.remove(engine.scratch)
                     sys.modules.pop("yara", None)
@@ -169,8 +170,9 @@ def load_yara(wheel_dir, scratch_parent, want=True):
             engine.module = _import_yara()
             engine.source = "interpreter"
         except Exception as exc:
-            reasons.append("no yara module in this interpreter (%s: %s)"
-                           % (type(exc).__name__, exc))
+            reasons.append(
+                "no yara module in this interpreter (%s: %s)" % (type(exc).__name__, exc)
+            )
     if engine.module is None:
         engine.reason = "; ".join(reasons)
         return engine

@@ -14,6 +14,7 @@ Prints wall times, per-host figures and the plantsweep / bare-paramiko ratio.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -119,6 +120,8 @@ def main() -> int:
         f"ratio plantsweep / bare paramiko: {ps / floor:.2f}x ({args.forks} workers), "
         f"{ps1 / floor1:.2f}x (1 worker)"
     )
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"controller peak RSS (largest plantsweep process): {peak:.0f} MiB")
     return 0
 
 

@@ -125,9 +125,8 @@ def payload_command(python: str, temp_dir: str, scanner_args: list[str]) -> str:
     """Run the scanner from inside its temp dir (it unpacks the pattern archive there)."""
     q = shlex.quote
     # TMPDIR: anything the scanner or yara might spill stays inside our temp dir.
-    return (
-        f"cd {q(temp_dir)} && export TMPDIR={q(temp_dir)} && "
-        f"exec {q(python)} -I -B " + " ".join(q(a) for a in scanner_args)
+    return f"cd {q(temp_dir)} && export TMPDIR={q(temp_dir)} && exec {q(python)} -I -B " + " ".join(
+        q(a) for a in scanner_args
     )
 
 

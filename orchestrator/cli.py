@@ -156,9 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "-k", "--ask-pass", action="store_true", help="prompt for the SSH password once"
     )
-    scan.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
-    scan.add_argument("--command-timeout", type=float, default=60.0, metavar="S")
-    scan.add_argument("--scan-timeout", type=float, default=3600.0, metavar="S")
+    scan.add_argument(
+        "--connect-timeout", type=float, default=10.0, metavar="S", help="TCP + SSH banner (10)"
+    )
+    scan.add_argument(
+        "--command-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="each probe/cleanup command (60); transfers get max(S, 120)",
+    )
+    scan.add_argument(
+        "--scan-timeout",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="the scanner run (3600); the scanner stops itself 10 s earlier",
+    )
     scan.add_argument(
         "--wheel-dir",
         metavar="DIR",

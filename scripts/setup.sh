@@ -23,8 +23,13 @@ fi
 
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test]'
+# pip's build chatter goes to a log, shown only if the install fails.
+log=$(mktemp)
+if ! { .venv/bin/python -m pip install -q --upgrade pip && \
+       .venv/bin/python -m pip install -q -e '.[test]'; } >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"; echo "setup: pip install failed" >&2; exit 1
+fi
+rm -f "$log"
 # yara-python wheels for the plant hosts' interpreters (the payload unpacks one in its temp dir).
 .venv/bin/plantsweep wheels >/dev/null
 echo "setup: done ($(.venv/bin/plantsweep --version))"

@@ -32,6 +32,7 @@ class ScanRequest:
     limit: str | None = None
     paths: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
+    include_mounts: str | None = None
     patterns: Path | None = None
     forks: int = 20
     out: Path = Path("results")
@@ -43,6 +44,9 @@ class ScanRequest:
     command_timeout: float = 60.0
     scan_timeout: float = 3600.0
     wheel_dir: Path | None = None
+
+
+EXIT_INTERRUPTED = 130
 
 
 def exit_code(results: list[HostResult]) -> int:
@@ -104,6 +108,7 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
             patterns_zip=patterns_zip,
             paths=request.paths,
             excludes=request.excludes,
+            include_mounts=request.include_mounts,
             max_size=request.max_size,
             wheel_dir=wheel_dir,
             ssh=SSHOptions(
@@ -126,10 +131,11 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
             return scan_host(target, hostvars, plan, reporter.step, cancel)
 
         try:
-            results = run_hosts(jobs, work, request.forks, reporter.done)
+            outcome = run_hosts(jobs, work, request.forks, reporter.done)
         finally:
             reporter.close()
-    code = exit_code(results)
+    results = outcome.results
+    code = EXIT_INTERRUPTED if outcome.interrupted else exit_code(results)
     write_json_atomic(
         run.summary(),
         {
@@ -141,9 +147,13 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
             "started": started,
             "finished": utc_now(),
             "exit_code": code,
+            "interrupted": outcome.interrupted,
+            "not_started": [t.name for t, _ in jobs[len(results) :]] if outcome.interrupted else [],
             "hosts": [r.as_summary() for r in results],
         },
     )
     recap(results)
+    if outcome.interrupted:
+        err.print(f"interrupted: {len(jobs) - len(results)} host(s) not scanned")
     err.print(f"logs: {run.path}")
     return code

@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder on the hosts never to walk (repeatable)",
     )
     scan.add_argument(
+        "--include-mounts",
+        metavar="TYPES",
+        help="with --type full: also walk these mounts, e.g. nfs4,vfat or network,removable,fuse",
+    )
+    scan.add_argument(
         "--patterns", metavar="DIR", help="folder of .yar rules and hash lists (default: shipped)"
     )
     scan.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (20)")
@@ -278,6 +283,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         scan_type=args.scan_type,
         paths=tuple(args.path),
         excludes=tuple(args.exclude),
+        include_mounts=args.include_mounts,
         patterns=Path(args.patterns) if args.patterns else None,
         forks=args.forks,
         out=Path(args.out),

@@ -46,6 +46,7 @@ class ScanPlan:
     patterns_zip: Path | None = None
     paths: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
+    include_mounts: str | None = None
     max_size: int | None = None
     wheel_dir: Path | None = None
     ssh: SSHOptions = field(default_factory=SSHOptions)
@@ -105,6 +106,8 @@ def _scanner_args(plan: ScanPlan, session: HostSession, host: str, wheel: bool) 
         args += ["--path", path]
     for path in plan.excludes:
         args += ["--exclude", path]
+    if plan.include_mounts:
+        args += ["--include-mounts", plan.include_mounts]
     return args
 
 

@@ -168,7 +168,7 @@ class HostSession:
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
         self._check_cancel()
-        return self.conn.run(command, timeout or self.timeouts.command)
+        return self.conn.run(command, timeout or self.timeouts.command, self.cancel)
 
     def fetch(self, name: str, local: Path) -> None:
         self._check_cancel()

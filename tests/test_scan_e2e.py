@@ -148,10 +148,14 @@ def test_full_scan_walks_every_local_filesystem(plant, scan_setup):
         if p.is_dir() and p.name not in ("srv", "home", "root", "tmp")
     ]
     args = [a for e in excludes for a in ("--exclude", e)]
-    run = run_scan_cli(base / "out-full", *common, "--type", "full", *args)
+    run = run_scan_cli(
+        base / "out-full", *common, "--type", "full", "--include-mounts", "nfs4", *args
+    )
     for host in plant:
         log = run.log(host.name)
         assert finding_keys(log) == expected(plant, host.name, None), host.name
+        assert log["scope"]["include_mounts"] == ["nfs4"]
+        assert "/proc" not in [r["path"] for r in log["scope"]["roots"]]
     assert run.code == 1
     assert_no_temp_dirs(plant)
 

@@ -5,14 +5,21 @@ Each test gets a fresh small fleet (`make_fleet`) so breaking hosts never affect
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import paramiko
+import pytest
 import yaml
 from plantscan import TEMP_PREFIX, run_scan_cli
 
 from orchestrator.connections import SSHConnection, SSHOptions, Target, Timeouts
+from orchestrator.errors import StepFailed
 from orchestrator.session import HostSession
 from tests.harness import PLANTOPS_PASSWORD, PLANTOPS_USER
 
@@ -199,7 +206,7 @@ def test_cleanup_kills_leftover_processes_and_reports_residue(make_fleet):
     assert _temp_dirs(host) == []
 
 
-def _pids_mentioning(text: str) -> list[int]:
+def _pids_mentioning(text: str, also: bytes = b"sleep") -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -207,7 +214,7 @@ def _pids_mentioning(text: str) -> list[int]:
                 cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
             except OSError:
                 continue
-            if text.encode() in cmdline and b"sleep" in cmdline:
+            if text.encode() in cmdline and also in cmdline:
                 found.append(int(entry))
     return found
 
@@ -239,3 +246,70 @@ def test_local_connection_scans_a_mounted_folder(tmp_path):
     ]
     assert log["cleanup"]["removed"] is True and log["cleanup"]["residue"] == []
     assert list(host_tmp.iterdir()) == []
+
+
+def test_a_running_command_stops_when_cancelled(make_fleet):
+    fleet = make_fleet(1, plant=False)
+    host = fleet.hosts[0]
+    target = Target(
+        name=host.name,
+        address=host.address,
+        user="root",
+        private_key_file=str(fleet.client_key.private),
+        python_interpreter=host.python,
+    )
+    timeouts = Timeouts(connect=3, command=5)
+    cancel = threading.Event()
+    conn = SSHConnection(target, SSHOptions(known_hosts=fleet.known_hosts), timeouts)
+    with HostSession(conn, target, timeouts, cancel) as session:
+        assert session.facts is not None
+        temp_dir = session.facts.temp_dir
+        threading.Timer(0.5, cancel.set).start()
+        with pytest.raises(StepFailed, match="cancelled"):
+            session.run(f"exec {host.python} -c 'import time; time.sleep(300)' {temp_dir}", 600)
+    assert session.proof is not None and session.proof.clean
+    assert _pids_mentioning(temp_dir) == []
+
+
+def test_ctrl_c_stops_the_campaign_cleans_up_and_keeps_what_was_done(make_fleet, tmp_path):
+    fleet = make_fleet(3, plant=False)
+    inventory = _inventory(fleet, tmp_path)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "scan",
+            "-i",
+            str(inventory),
+            "--out",
+            str(out),
+            "--type",
+            "quick",
+            "--forks",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # one plain line per host step (not a TTY)
+        if line.startswith(f"[{fleet.hosts[0].name}] scan"):
+            break
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    summary = json.loads(next(out.glob("*/run.json")).read_text())
+    assert summary["interrupted"] is True
+    assert [h["host"] for h in summary["hosts"]] == [fleet.hosts[0].name]
+    assert summary["hosts"][0]["status"] == "failed"
+    assert "cancelled" in summary["hosts"][0]["message"]
+    assert summary["not_started"] == [h.name for h in fleet.hosts[1:]]
+    cleanup = summary["hosts"][0]["cleanup"]
+    assert cleanup["removed"] is True and cleanup["temp_dir"].startswith("/tmp/" + TEMP_PREFIX)
+    assert _pids_mentioning(cleanup["temp_dir"], also=b"") == []  # the scanner was stopped
+    for host in fleet:
+        assert _temp_dirs(host) == []

@@ -7,6 +7,7 @@ transport only moves bytes and runs commands; nothing else imports paramiko.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,11 @@ class Connection(ABC):
         """Release the connection; safe to call twice."""
 
     @abstractmethod
-    def run(self, command: str, timeout: float) -> CommandResult:
-        """Run a POSIX shell command; raise StepFailed when it outlives `timeout`."""
+    def run(
+        self, command: str, timeout: float, cancel: threading.Event | None = None
+    ) -> CommandResult:
+        """Run a POSIX shell command; raise StepFailed when it outlives `timeout` or when
+        `cancel` is set (Ctrl-C), so a long scan step never holds up a stop."""
 
     @abstractmethod
     def put(self, local: Path, remote: str, timeout: float) -> None:

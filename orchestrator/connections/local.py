@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 from orchestrator.connections.base import CommandResult, Connection
@@ -24,18 +29,34 @@ class LocalConnection(Connection):
     def close(self) -> None:
         """Nothing to release."""
 
-    def run(self, command: str, timeout: float) -> CommandResult:
-        try:
-            proc = subprocess.run(
-                ["/bin/sh", "-c", command],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout,
-                start_new_session=True,  # a Ctrl-C on the controller is ours to handle
-            )
-        except subprocess.TimeoutExpired:
-            raise StepFailed(self.name, f"command timed out after {timeout:g}s") from None
-        return CommandResult(proc.returncode, proc.stdout, proc.stderr)
+    def run(
+        self, command: str, timeout: float, cancel: threading.Event | None = None
+    ) -> CommandResult:
+        deadline = time.monotonic() + timeout
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group: stopped as a whole below
+        )
+        while True:
+            try:
+                out, err = proc.communicate(
+                    timeout=min(0.25, max(0.0, deadline - time.monotonic()))
+                )
+                return CommandResult(proc.returncode, out, err)
+            except subprocess.TimeoutExpired:
+                if cancel is not None and cancel.is_set():
+                    reason = "cancelled"
+                elif time.monotonic() >= deadline:
+                    reason = f"command timed out after {timeout:g}s"
+                else:
+                    continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise StepFailed(self.name, reason)
 
     def put(self, local: Path, remote: str, timeout: float) -> None:
         try:

@@ -142,7 +142,9 @@ class SSHConnection(Connection):
             raise HostUnreachable(self.name, "connection lost")
         return transport
 
-    def run(self, command: str, timeout: float) -> CommandResult:
+    def run(
+        self, command: str, timeout: float, cancel: threading.Event | None = None
+    ) -> CommandResult:
         deadline = time.monotonic() + timeout
         try:
             channel = self._transport().open_session(timeout=self.timeouts.connect)
@@ -163,7 +165,13 @@ class SSHConnection(Connection):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise StepFailed(self.name, f"command timed out after {timeout:g}s")
-                select.select([channel], [], [], min(remaining, 1.0))
+                if cancel is not None and cancel.is_set():
+                    raise StepFailed(self.name, "cancelled")
+                if channel.eof_received:
+                    # Output is complete; the exit status follows in its own message.
+                    channel.status_event.wait(min(remaining, 0.25))
+                else:
+                    select.select([channel], [], [], min(remaining, 0.25))
                 if not self._transport().is_active():
                     raise HostUnreachable(self.name, "connection lost during a command")
             return CommandResult(channel.recv_exit_status(), bytes(out), bytes(err))

@@ -17,6 +17,7 @@ from rich.console import Console
 from orchestrator import __version__, payload
 from orchestrator.connections import SSHOptions, Target, Timeouts
 from orchestrator.display import Reporter, recap
+from orchestrator.errors import UsageError
 from orchestrator.inventory import load_inventory
 from orchestrator.results import RunFolder, new_run_id, utc_now, write_json_atomic
 from orchestrator.runner import run_hosts
@@ -91,6 +92,12 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
         hostvars = inventory.host_vars(host.name)
         jobs.append((target_for(host.name, hostvars, request.password), hostvars))
     run = RunFolder(request.out, new_run_id())
+    try:
+        run.path.mkdir(parents=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create the results folder: {exc.strerror or exc}", path=str(run.path)
+        ) from None
     err = console or Console(stderr=True, highlight=False)
     with tempfile.TemporaryDirectory(prefix="plantsweep-build-") as build:
         patterns_zip = None

@@ -127,6 +127,13 @@ def _push(plan: ScanPlan, session: HostSession) -> bool:
     return True
 
 
+def _keep(path: Path, log: dict[str, Any], host: str) -> None:
+    try:
+        write_json_atomic(path, log)
+    except OSError as exc:
+        raise StepFailed(host, f"cannot write the scan log {path}: {exc.strerror or exc}") from None
+
+
 def _annotate(log: dict[str, Any], plan: ScanPlan, hostvars: dict[str, Any]) -> None:
     log["inventory"] = {k: hostvars[k] for k in PLANT_VARS if k in hostvars}
     log["run_id"] = plan.run.run_id
@@ -194,17 +201,24 @@ def scan_host(
                     raise StepFailed(host, f"scan log is not valid JSON: {exc}") from None
             _annotate(log, plan, hostvars)
             # On disk before cleanup: a failure from here on loses nothing.
-            write_json_atomic(log_path, log)
+            _keep(log_path, log, host)
             step(host, "cleanup")
         result = _result_from_log(host, log, log_path)
     except HostUnreachable as exc:
         result = HostResult(host=host, status="unreachable", message=exc.message)
     except HostError as exc:
         result = HostResult(host=host, status="failed", message=exc.message)
+    except Exception as exc:  # a bug must not end the campaign for the other hosts
+        result = HostResult(
+            host=host, status="failed", message=f"internal error: {type(exc).__name__}: {exc}"
+        )
     result.cleanup = session.proof if session else None
     if log is not None and result.cleanup is not None:
         log["cleanup"] = result.cleanup.as_log()
-        write_json_atomic(log_path, log)
+        try:
+            _keep(log_path, log, host)
+        except StepFailed as exc:
+            result.status, result.message = "failed", exc.message
     if result.cleanup is not None and not result.cleanup.clean and result.status != "unreachable":
         result.status = "failed"
         result.message = result.message or "cleanup could not be proven: " + "; ".join(

@@ -81,6 +81,7 @@ def test_missing_password_variable_names_host_and_variable(tmp_path: Path):
         (["scan", "-i", "x.yml", "--type", "everything"], "invalid choice"),
         (["scan", "-i", "missing.yml"], "missing.yml"),
         (["scan", "-i", "x.yml", "-e", "novalue"], "key=value"),
+        (["scan", "-i", "x.yml", "--out", "/proc/no-such-dir"], "results folder"),
     ],
 )
 def test_usage_errors(args: list[str], needle: str, tmp_path: Path, monkeypatch):

@@ -33,11 +33,12 @@ def _temp_dirs(host) -> list[str]:
 
 
 def test_dead_and_hung_hosts_are_unreachable_while_others_finish(make_fleet, tmp_path):
-    fleet = make_fleet(3)
+    fleet = make_fleet(4)
     inventory = _inventory(fleet, tmp_path)
-    ok, dead, hung = list(fleet)
+    ok, dead, hung, cut = list(fleet)
     dead.kill_sshd()
     hung.stop()  # TCP still accepted, no SSH banner ever comes
+    cut.link_down()  # cable pulled: the TCP connect times out
     try:
         run = run_scan_cli(
             tmp_path / "out",
@@ -52,6 +53,9 @@ def test_dead_and_hung_hosts_are_unreachable_while_others_finish(make_fleet, tmp
         )
     finally:
         hung.cont()
+        cut.link_up()
+    assert run.status(cut.name) == "unreachable"
+    assert "timed out" in run.host_summary(cut.name)["message"]
     assert run.status(dead.name) == "unreachable"
     assert "refused" in run.host_summary(dead.name)["message"].lower()
     assert run.status(hung.name) == "unreachable"

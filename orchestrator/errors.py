@@ -56,3 +56,7 @@ class HostUnreachable(HostError):
 
 class StepFailed(HostError):
     """A command, transfer or timeout failed on a reachable host."""
+
+
+class PlaybookError(PlantsweepError):
+    """A playbook (or a vars file it names) is malformed; names file, line and what was expected."""

@@ -19,6 +19,7 @@ from orchestrator.connections import SSHOptions, Target, Timeouts
 from orchestrator.display import Reporter, recap
 from orchestrator.errors import UsageError
 from orchestrator.inventory import load_inventory
+from orchestrator.journal import Journal, journal_dir
 from orchestrator.results import RunFolder, new_run_id, utc_now, write_json_atomic
 from orchestrator.runner import run_hosts
 from orchestrator.scan import HostResult, ScanPlan, scan_host
@@ -98,6 +99,7 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
         raise UsageError(
             f"cannot create the results folder: {exc.strerror or exc}", path=str(run.path)
         ) from None
+    journal = Journal.open(journal_dir(), run.run_id, request.inventories)
     err = console or Console(stderr=True, highlight=False)
     with tempfile.TemporaryDirectory(prefix="plantsweep-build-") as build:
         patterns_zip = None
@@ -118,6 +120,7 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
             include_mounts=request.include_mounts,
             max_size=request.max_size,
             wheel_dir=wheel_dir,
+            journal=journal,
             ssh=SSHOptions(
                 known_hosts=request.known_hosts,
                 trust_on_first_use=request.trust_on_first_use,
@@ -141,6 +144,7 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
             outcome = run_hosts(jobs, work, request.forks, reporter.done)
         finally:
             reporter.close()
+    journal.finished()
     results = outcome.results
     code = EXIT_INTERRUPTED if outcome.interrupted else exit_code(results)
     write_json_atomic(

@@ -184,6 +184,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="cache of yara-python wheels for plant hosts (default: ~/.cache/plantsweep/wheels)",
     )
 
+    clean = sub.add_parser(
+        "cleanup", help="remove temp dirs a crashed or killed run left on hosts (from its journal)"
+    )
+    which = clean.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", metavar="RUN_ID", help="one run (its id is in the results path)")
+    which.add_argument("--all", action="store_true", help="every run in the journal")
+    clean.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (20)")
+    clean.add_argument("--known-hosts", metavar="FILE", help="known_hosts (~/.ssh/known_hosts)")
+    clean.add_argument("-k", "--ask-pass", action="store_true", help="prompt for the SSH password")
+    clean.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
+
     wheels = sub.add_parser("wheels", help="fill the cache of yara-python wheels for hosts")
     wheels.add_argument("--wheel-dir", metavar="DIR")
     wheels.add_argument(
@@ -230,6 +241,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_scan(args)
     if args.command == "wheels":
         return _cmd_wheels(args)
+    if args.command == "cleanup":
+        return _cmd_cleanup(args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -250,6 +263,35 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
     else:
         print(render_graph(inv, args.graph, show_vars=args.vars))
     return EXIT_OK
+
+
+def _cmd_cleanup(args: argparse.Namespace) -> int:
+    from orchestrator.connections import SSHOptions, Timeouts
+    from orchestrator.journal import journal_dir, run_journals
+    from orchestrator.recovery import clean_leftovers
+
+    directory = journal_dir()
+    journals = run_journals(directory, args.run)
+    password = getpass.getpass("SSH password: ") if args.ask_pass else None
+    outcomes = clean_leftovers(
+        journals,
+        SSHOptions(
+            known_hosts=Path(args.known_hosts) if args.known_hosts else None,
+            banner_timeout=args.connect_timeout,
+        ),
+        Timeouts(connect=args.connect_timeout),
+        max(1, args.forks),
+        password,
+    )
+    for o in outcomes:
+        state = "removed" if o.removed else f"NOT REMOVED ({o.message})"
+        print(f"{o.leftover.run_id} {o.leftover.target.name} {o.leftover.temp_dir}: {state}")
+    failed = sum(not o.removed for o in outcomes)
+    print(
+        f"cleanup: {len(outcomes) - failed} removed, {failed} not removed "
+        f"({len(journals)} run journal(s) in {directory})"
+    )
+    return EXIT_HOST_FAILED if failed else EXIT_OK
 
 
 def _cmd_wheels(args: argparse.Namespace) -> int:

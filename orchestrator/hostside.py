@@ -6,7 +6,9 @@ user site or environment and writes no bytecode: nothing lands outside our temp 
 
 from __future__ import annotations
 
+import secrets
 import shlex
+from pathlib import PurePosixPath
 
 # Interpreters tried in order when the inventory names none (absolute paths: we never rely on a
 # login shell's PATH or init files, which on some hosts start pyenv and slow every command).
@@ -27,12 +29,13 @@ NO_PYTHON_RC = 97
 
 TEMP_PREFIX = "plantsweep-"
 
-# Lists the temp parent and $HOME (to prove later that nothing else was written), then makes a
-# private temp dir: mode 0700, a unique random name, created atomically (fails if it exists).
-# Only cheap imports: this runs on every host before anything else.
+# Lists the temp parent and $HOME (to prove later that nothing else was written), then makes the
+# private temp dir the controller named (and journaled) beforehand: mode 0700, created
+# atomically, refused if anything already has that name. Only cheap imports: this runs first.
 _PROBE = r"""
-import binascii, json, os, sys
-parent, prefix = sys.argv[1], sys.argv[2]
+import json, os, sys
+d = sys.argv[1]
+parent = os.path.dirname(d)
 def ls(p):
     try:
         return sorted(os.listdir(p))
@@ -43,13 +46,11 @@ before = {parent: ls(parent), home: ls(home)}
 if sys.version_info < (3, 6):
     sys.stderr.write('python %d.%d is too old: the scanner needs 3.6+\n' % sys.version_info[:2])
     sys.exit(98)
-while True:
-    d = os.path.join(parent, prefix + binascii.hexlify(os.urandom(5)).decode())
-    try:
-        os.mkdir(d, 0o700)
-        break
-    except FileExistsError:
-        continue
+try:
+    os.mkdir(d, 0o700)
+except OSError as exc:
+    sys.stderr.write('cannot create the temp dir %s: %s\n' % (d, exc.strerror))
+    sys.exit(99)
 try:
     libc = os.confstr('CS_GNU_LIBC_VERSION') or ''
 except (ValueError, OSError, AttributeError):
@@ -109,16 +110,25 @@ def _python(script: str) -> str:
     return "-I -B -c " + shlex.quote(script)
 
 
-def probe_command(interpreter: str | None, remote_tmp: str) -> str:
-    """Find the interpreter, then list and make the private temp dir: one round trip."""
+def new_temp_dir(remote_tmp: str) -> str:
+    """A fresh unguessable temp dir name under `remote_tmp`; the host creates it in the probe."""
+    return str(PurePosixPath(remote_tmp) / (TEMP_PREFIX + secrets.token_hex(6)))
+
+
+def _find_python(interpreter: str | None) -> str:
+    """Shell that sets $PY to the first usable interpreter, or exits NO_PYTHON_RC."""
     candidates = (interpreter,) if interpreter else PYTHON_CANDIDATES
     missing = shlex.quote(f"no Python 3 interpreter found (tried {' '.join(candidates)})")
     return (
         "PY=''; for c in " + " ".join(shlex.quote(c) for c in candidates) + "; do "
         'if [ -x "$c" ]; then PY="$c"; break; fi; done; '
         f'if [ -z "$PY" ]; then echo {missing} >&2; exit {NO_PYTHON_RC}; fi; '
-        f'exec "$PY" {_python(_PROBE)} {shlex.quote(remote_tmp)} {TEMP_PREFIX}'
     )
+
+
+def probe_command(interpreter: str | None, temp_dir: str) -> str:
+    """Find the interpreter, list, and make the private temp dir: one round trip."""
+    return _find_python(interpreter) + f'exec "$PY" {_python(_PROBE)} {shlex.quote(temp_dir)}'
 
 
 def payload_command(python: str, temp_dir: str, scanner_args: list[str]) -> str:
@@ -130,6 +140,10 @@ def payload_command(python: str, temp_dir: str, scanner_args: list[str]) -> str:
     )
 
 
-def cleanup_command(python: str, temp_dir: str, parent: str, home: str) -> str:
+def cleanup_command(python: str | None, temp_dir: str, parent: str, home: str) -> str:
+    """Stop, remove, list. `python` None (recovery after a crash): discover it as the probe does."""
     q = shlex.quote
-    return f"{q(python)} {_python(_CLEANUP)} {q(temp_dir)} {q(parent)} {q(home)}"
+    args = f"{_python(_CLEANUP)} {q(temp_dir)} {q(parent)} {q(home)}"
+    if python:
+        return f"{q(python)} {args}"
+    return _find_python(None) + f'exec "$PY" {args}'

@@ -20,6 +20,7 @@ from typing import Any
 from orchestrator import hostside
 from orchestrator.connections import SSHOptions, Target, Timeouts, make_connection
 from orchestrator.errors import HostError, HostUnreachable, StepFailed
+from orchestrator.journal import Journal
 from orchestrator.payload import find_yara_wheel
 from orchestrator.results import RunFolder, write_json_atomic
 from orchestrator.session import CleanupProof, HostSession
@@ -49,6 +50,7 @@ class ScanPlan:
     include_mounts: str | None = None
     max_size: int | None = None
     wheel_dir: Path | None = None
+    journal: Journal | None = None
     ssh: SSHOptions = field(default_factory=SSHOptions)
     timeouts: Timeouts = field(default_factory=Timeouts)
 
@@ -175,7 +177,11 @@ def scan_host(
     try:
         step(host, "connect")
         session = HostSession(
-            make_connection(target, plan.ssh, plan.timeouts), target, plan.timeouts, cancel
+            make_connection(target, plan.ssh, plan.timeouts),
+            target,
+            plan.timeouts,
+            cancel,
+            plan.journal,
         )
         with session:
             step(host, "push")

@@ -11,6 +11,7 @@ Cleanup runs whatever happened inside the block (a failed step, a timeout, Ctrl-
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from typing import Any
 from orchestrator import hostside
 from orchestrator.connections import CommandResult, Connection, Target, Timeouts
 from orchestrator.errors import HostError, StepFailed
+from orchestrator.journal import Journal
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,10 @@ class HostSession:
         target: Target,
         timeouts: Timeouts,
         cancel: threading.Event | None = None,
+        journal: Journal | None = None,
     ):
         self.conn = conn
+        self.journal = journal
         self.target = target
         self.timeouts = timeouts
         self.cancel = cancel or threading.Event()
@@ -104,12 +108,29 @@ class HostSession:
 
     def __enter__(self) -> HostSession:
         self.conn.open()
+        temp_dir = hostside.new_temp_dir(self.target.remote_tmp)
+        if self.journal is not None:
+            self.journal.creating(self.target, temp_dir)  # before it can exist
         try:
-            self.facts = self._probe()
+            self.facts = self._probe(temp_dir)
         except BaseException:
+            self._undo_probe(temp_dir)
             self.conn.close()
             raise
         return self
+
+    def _undo_probe(self, temp_dir: str) -> None:
+        """The probe failed: remove the (empty) dir if it was made, with the shell alone."""
+        q = shlex.quote(temp_dir)
+        try:
+            result = self.conn.run(
+                f"rmdir -- {q} 2>/dev/null; if [ -e {q} ]; then echo present; fi",
+                self.timeouts.command,
+            )
+        except HostError:
+            return  # unreachable: the journal keeps the entry for `plantsweep cleanup`
+        if b"present" not in result.stdout and self.journal is not None:
+            self.journal.removed(self.name, temp_dir)
 
     def __exit__(
         self,
@@ -127,21 +148,17 @@ class HostSession:
         if self.cancel.is_set():
             raise StepFailed(self.name, "cancelled")
 
-    def _probe(self) -> HostFacts:
-        command = hostside.probe_command(self.target.python_interpreter, self.target.remote_tmp)
+    def _probe(self, temp_dir: str) -> HostFacts:
+        command = hostside.probe_command(self.target.python_interpreter, temp_dir)
         result = self.conn.run(command, self.timeouts.command)
         if result.rc == hostside.NO_PYTHON_RC:
             raise StepFailed(self.name, result.stderr_tail() or "no Python 3 interpreter found")
         if not result.ok:
             raise StepFailed(self.name, f"probe failed (rc {result.rc}): {result.stderr_tail()}")
         data = _json_line(result, self.name, "probe")
-        temp_dir = str(data["temp_dir"])
-        # Trust the path only if it is where we asked: everything later deletes inside it.
-        parent = PurePosixPath(self.target.remote_tmp)
-        if PurePosixPath(temp_dir).parent != parent or not PurePosixPath(temp_dir).name.startswith(
-            hostside.TEMP_PREFIX
-        ):
-            raise StepFailed(self.name, f"probe returned an unexpected temp dir {temp_dir!r}")
+        # Trust the answer only if it names the dir we asked for: later steps delete inside it.
+        if data.get("temp_dir") != temp_dir:
+            raise StepFailed(self.name, f"probe answered for another temp dir: {data!r:.200}")
         return HostFacts(
             python=str(data["python"]),
             version=tuple(data["version"]),
@@ -193,12 +210,14 @@ class HostSession:
             data = _json_line(result, self.name, "cleanup")
             self.proof = CleanupProof(
                 temp_dir=facts.temp_dir,
-                removed=bool(data["removed"]),
+                removed=data["removed"] is True,
                 residue=_new_entries(facts.before, data["after"]),
                 errors=[str(e) for e in data["errors"]],
                 checked=checked,
                 verified_at=now,
             )
+            if self.proof.removed and self.journal is not None:
+                self.journal.removed(self.name, facts.temp_dir)
         except HostError as exc:
             self.proof = CleanupProof(
                 temp_dir=facts.temp_dir,

@@ -20,6 +20,7 @@ from plantscan import TEMP_PREFIX, run_scan_cli
 
 from orchestrator.connections import SSHConnection, SSHOptions, Target, Timeouts
 from orchestrator.errors import StepFailed
+from orchestrator.journal import Journal, leftovers
 from orchestrator.session import HostSession
 from tests.harness import PLANTOPS_PASSWORD, PLANTOPS_USER
 
@@ -317,3 +318,95 @@ def test_ctrl_c_stops_the_campaign_cleans_up_and_keeps_what_was_done(make_fleet,
     assert _pids_mentioning(cleanup["temp_dir"], also=b"") == []  # the scanner was stopped
     for host in fleet:
         assert _temp_dirs(host) == []
+
+
+def test_a_killed_run_leaves_temp_dirs_that_cleanup_removes(make_fleet, tmp_path):
+    fleet = make_fleet(3, plant=False)
+    inventory = _inventory(fleet, tmp_path)
+    env = dict(os.environ, PLANTSWEEP_HOME=str(tmp_path / "home"))  # a journal of its own
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "scan",
+            "-i",
+            str(inventory),
+            "--type",
+            "quick",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    run_id, scanning = None, set()
+    for line in proc.stderr:
+        if line.startswith("quick scan, run "):
+            run_id = line.split()[3].rstrip(":")
+        if line.rstrip().endswith("] scan"):
+            scanning.add(line[1 : line.index("]")])
+        if len(scanning) == len(fleet):
+            break
+    proc.kill()  # SIGKILL: no cleanup of any kind runs in the controller
+    proc.wait()
+    assert run_id is not None
+    left = {h.name: _temp_dirs(h) for h in fleet}
+    assert all(len(dirs) == 1 for dirs in left.values()), left
+
+    cleanup = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "cleanup", "--run", run_id],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    assert "3 removed, 0 not removed" in cleanup.stdout
+    for host in fleet:
+        assert _temp_dirs(host) == []
+        assert _pids_mentioning(f"/tmp/{left[host.name][0]}", also=b"") == []
+    again = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "cleanup", "--all"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert again.returncode == 0 and "0 removed, 0 not removed" in again.stdout
+
+
+def test_journal_records_every_temp_dir_and_a_failed_probe_leaves_nothing(make_fleet, tmp_path):
+    fleet = make_fleet(1, plant=False)
+    host = fleet.hosts[0]
+    journal = Journal.open(tmp_path, "run-1", ["inv.yml"])
+    timeouts = Timeouts(connect=3, command=5)
+    base = Target(
+        name=host.name,
+        address=host.address,
+        user="root",
+        private_key_file=str(fleet.client_key.private),
+        python_interpreter=host.python,
+    )
+    options = SSHOptions(known_hosts=fleet.known_hosts)
+    with HostSession(SSHConnection(base, options, timeouts), base, timeouts, journal=journal) as s:
+        assert s.facts is not None
+        assert leftovers(journal.path)[0].temp_dir == s.facts.temp_dir  # recorded while it exists
+    assert leftovers(journal.path) == []  # marked removed after the proof
+
+    broken = Target(**{**base.__dict__, "python_interpreter": "/nonexistent/python3"})
+    with (
+        pytest.raises(StepFailed, match="no Python 3 interpreter"),
+        HostSession(SSHConnection(broken, options, timeouts), broken, timeouts, journal=journal),
+    ):
+        pass
+    assert leftovers(journal.path) == []
+    events = [json.loads(line)["event"] for line in journal.path.read_text().splitlines()]
+    assert events == ["run", "create", "removed", "create", "removed"]
+    # A SIGKILL can cut the last line: the journal still reads.
+    with journal.path.open("a") as fh:
+        fh.write('{"event": "create", "host": "x", "tar')
+    assert leftovers(journal.path) == []

@@ -83,13 +83,15 @@ class HostResult:
         }
 
 
-def _scanner_args(plan: ScanPlan, session: HostSession, host: str, wheel: bool) -> list[str]:
+def _scanner_args(
+    plan: ScanPlan, session: HostSession, host: str, wheel: bool, log_name: str
+) -> list[str]:
     args = [
         session.remote_path(plan.payload.name),
         "--type",
         plan.scan_type,
         "--out",
-        session.remote_path(LOG_NAME),
+        session.remote_path(log_name),
         "--scan-id",
         f"{plan.run.run_id}/{host}",
         "--host-name",
@@ -113,11 +115,19 @@ def _scanner_args(plan: ScanPlan, session: HostSession, host: str, wheel: bool) 
     return args
 
 
+def _push_once(session: HostSession, local: Path, name: str | None = None) -> None:
+    """Push a file unless this session already has it (one push per host per play)."""
+    name = name or local.name
+    if session.pushed.get(name) != local:
+        session.push(local, name)
+        session.pushed[name] = local
+
+
 def _push(plan: ScanPlan, session: HostSession) -> bool:
     """Push the scanner, the pattern archive and, if the cache has one, the yara wheel."""
-    session.push(plan.payload)
+    _push_once(session, plan.payload)
     if plan.patterns_zip:
-        session.push(plan.patterns_zip, "patterns.zip")
+        _push_once(session, plan.patterns_zip, "patterns.zip")
     facts = session.facts
     assert facts is not None
     wheel = None
@@ -125,8 +135,41 @@ def _push(plan: ScanPlan, session: HostSession) -> bool:
         wheel = find_yara_wheel(plan.wheel_dir, facts.version[:2], facts.machine)
     if wheel is None:
         return False
-    session.push(wheel)  # the scanner unpacks it inside the temp dir; nothing is installed
+    _push_once(session, wheel)  # the scanner unpacks it inside the temp dir; nothing installed
     return True
+
+
+def run_scanner(
+    session: HostSession,
+    plan: ScanPlan,
+    hostvars: dict[str, Any],
+    on_step: StepCallback | None = None,
+    log_name: str = LOG_NAME,
+) -> dict[str, Any]:
+    """Push what is missing, run the scanner in the session's temp dir, return its log."""
+    step = on_step or (lambda host, name: None)
+    host = session.name
+    step(host, "push")
+    wheel = _push(plan, session)
+    step(host, "scan")
+    facts = session.facts
+    assert facts is not None
+    command = hostside.payload_command(
+        facts.python, facts.temp_dir, _scanner_args(plan, session, host, wheel, log_name)
+    )
+    run = session.run(command, plan.timeouts.scan)
+    if not run.ok:
+        raise StepFailed(host, f"scanner exited with {run.rc}: {run.stderr_tail()}")
+    step(host, "fetch")
+    with tempfile.TemporaryDirectory(prefix="plantsweep-fetch-") as tmp:
+        local = Path(tmp) / log_name
+        session.fetch(log_name, local)
+        try:
+            log = json.loads(local.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise StepFailed(host, f"scan log is not valid JSON: {exc}") from None
+    _annotate(log, plan, hostvars)
+    return log
 
 
 def _keep(path: Path, log: dict[str, Any], host: str) -> None:
@@ -184,28 +227,7 @@ def scan_host(
             plan.journal,
         )
         with session:
-            step(host, "push")
-            wheel = _push(plan, session)
-            step(host, "scan")
-            facts = session.facts
-            assert facts is not None
-            command = hostside.payload_command(
-                facts.python,
-                facts.temp_dir,
-                _scanner_args(plan, session, host, wheel),
-            )
-            run = session.run(command, plan.timeouts.scan)
-            if not run.ok:
-                raise StepFailed(host, f"scanner exited with {run.rc}: {run.stderr_tail()}")
-            step(host, "fetch")
-            with tempfile.TemporaryDirectory(prefix="plantsweep-fetch-") as tmp:
-                local = Path(tmp) / LOG_NAME
-                session.fetch(LOG_NAME, local)
-                try:
-                    log = json.loads(local.read_text(encoding="utf-8"))
-                except ValueError as exc:
-                    raise StepFailed(host, f"scan log is not valid JSON: {exc}") from None
-            _annotate(log, plan, hostvars)
+            log = run_scanner(session, plan, hostvars, on_step)
             # On disk before cleanup: a failure from here on loses nothing.
             _keep(log_path, log, host)
             step(host, "cleanup")

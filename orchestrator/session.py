@@ -101,6 +101,8 @@ class HostSession:
         self.cancel = cancel or threading.Event()
         self.facts: HostFacts | None = None
         self.proof: CleanupProof | None = None
+        # Remote name -> local file already pushed, so each file goes once per session.
+        self.pushed: dict[str, Path] = {}
 
     @property
     def name(self) -> str:

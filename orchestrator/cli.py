@@ -14,12 +14,15 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from orchestrator import __version__
 from orchestrator.errors import PlantsweepError, UsageError
+
+if TYPE_CHECKING:
+    from orchestrator.connections import Timeouts
 
 # Exit codes (documented in the README): bits so that findings and failures can combine.
 EXIT_OK = 0
@@ -99,6 +102,38 @@ def _add_inventory_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--known-hosts", metavar="FILE", help="known_hosts (~/.ssh/known_hosts)")
+    p.add_argument(
+        "--trust-on-first-use",
+        action="store_true",
+        help="accept and record unknown host keys (a changed key is still refused)",
+    )
+    p.add_argument("-k", "--ask-pass", action="store_true", help="prompt for the SSH password once")
+    p.add_argument(
+        "--connect-timeout", type=float, default=10.0, metavar="S", help="TCP + SSH banner (10)"
+    )
+    p.add_argument(
+        "--command-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="each probe/cleanup command (60); transfers get max(S, 120)",
+    )
+    p.add_argument(
+        "--scan-timeout",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="the scanner run (3600); the scanner stops itself 10 s earlier",
+    )
+    p.add_argument(
+        "--wheel-dir",
+        metavar="DIR",
+        help="cache of yara-python wheels for plant hosts (default: ~/.cache/plantsweep/wheels)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="plantsweep",
@@ -152,37 +187,27 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (20)")
     scan.add_argument("--out", default="results", metavar="DIR", help="results folder (./results)")
     scan.add_argument("--max-size", type=int, metavar="BYTES", help="skip larger files")
-    scan.add_argument("--known-hosts", metavar="FILE", help="known_hosts (~/.ssh/known_hosts)")
-    scan.add_argument(
-        "--trust-on-first-use",
+    _add_connection_args(scan)
+
+    play = sub.add_parser("run", help="run a playbook (plays of built-in actions) on hosts")
+    play.add_argument("playbook", metavar="PLAYBOOK")
+    _add_inventory_args(play)
+    play.add_argument("-l", "--limit", metavar="PATTERN", help="host pattern, or @file")
+    play.add_argument("-t", "--tags", action="append", default=[], metavar="TAGS")
+    play.add_argument("--skip-tags", action="append", default=[], metavar="TAGS")
+    play.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (20)")
+    play.add_argument(
+        "-C",
+        "--check",
         action="store_true",
-        help="accept and record unknown host keys (a changed key is still refused)",
+        help="connect and say what would be done, write nothing",
     )
-    scan.add_argument(
-        "-k", "--ask-pass", action="store_true", help="prompt for the SSH password once"
-    )
-    scan.add_argument(
-        "--connect-timeout", type=float, default=10.0, metavar="S", help="TCP + SSH banner (10)"
-    )
-    scan.add_argument(
-        "--command-timeout",
-        type=float,
-        default=60.0,
-        metavar="S",
-        help="each probe/cleanup command (60); transfers get max(S, 120)",
-    )
-    scan.add_argument(
-        "--scan-timeout",
-        type=float,
-        default=3600.0,
-        metavar="S",
-        help="the scanner run (3600); the scanner stops itself 10 s earlier",
-    )
-    scan.add_argument(
-        "--wheel-dir",
-        metavar="DIR",
-        help="cache of yara-python wheels for plant hosts (default: ~/.cache/plantsweep/wheels)",
-    )
+    play.add_argument("--list-hosts", action="store_true", help="the hosts each play would run on")
+    play.add_argument("--list-tasks", action="store_true", help="the tasks that would run")
+    play.add_argument("--syntax-check", action="store_true", help="check the playbook only")
+    play.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
+    play.add_argument("--out", default="results", metavar="DIR", help="results folder (./results)")
+    _add_connection_args(play)
 
     clean = sub.add_parser(
         "cleanup", help="remove temp dirs a crashed or killed run left on hosts (from its journal)"
@@ -243,6 +268,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_wheels(args)
     if args.command == "cleanup":
         return _cmd_cleanup(args)
+    if args.command == "run":
+        return _cmd_run(args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -263,6 +290,91 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
     else:
         print(render_graph(inv, args.graph, show_vars=args.vars))
     return EXIT_OK
+
+
+def _split_tags(values: list[str]) -> set[str] | None:
+    tags = {t.strip() for value in values for t in value.split(",") if t.strip()}
+    return tags or None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.actions import SPECS
+    from orchestrator.connections import SSHOptions
+    from orchestrator.inventory import load_inventory
+    from orchestrator.playbook.engine import PlaybookRun, RunOptions
+    from orchestrator.playbook.listing import describe
+    from orchestrator.playbook.loader import load_playbook
+    from orchestrator.playbook.output import Output
+
+    if args.forks < 1:
+        raise UsageError("--forks must be at least 1")
+    playbook = load_playbook(args.playbook, SPECS)
+    tags, skip_tags = _split_tags(args.tags), _split_tags(args.skip_tags)
+    if args.syntax_check:
+        print(f"playbook: {playbook.path}")
+        return EXIT_OK
+    inventory = load_inventory(args.inventory, extra_vars=parse_extra_vars(args.extra_vars))
+    if args.list_tasks:
+        print(describe(playbook, tags=tags, skip_tags=skip_tags))
+        return EXIT_OK
+    if args.list_hosts:
+        print(f"\nplaybook: {playbook.path}")
+        for number, play in enumerate(playbook.plays, start=1):
+            hosts = _play_hosts(inventory, play, args.limit)
+            print(f"\n  play #{number} ({play.hosts}): {play.name}\tTAGS: [{','.join(play.tags)}]")
+            print(f"    pattern: ['{play.hosts}']")
+            print(f"    hosts ({len(hosts)}):")
+            for host in hosts:
+                print(f"      {host.name}")
+        return EXIT_OK
+    password = getpass.getpass("SSH password: ") if args.ask_pass else None
+    options = RunOptions(
+        check=args.check,
+        limit=args.limit,
+        tags=tags,
+        skip_tags=skip_tags,
+        extra_vars=parse_extra_vars(args.extra_vars),
+        forks=args.forks,
+        out=Path(args.out),
+        ssh=SSHOptions(
+            known_hosts=Path(args.known_hosts) if args.known_hosts else None,
+            trust_on_first_use=args.trust_on_first_use,
+            banner_timeout=args.connect_timeout,
+        ),
+        timeouts=_timeouts(args),
+        password=password,
+        wheel_dir=Path(args.wheel_dir) if args.wheel_dir else None,
+    )
+    # Resolve every selected host's connection settings first: input errors before any host.
+    from orchestrator.targets import target_for
+
+    for play in playbook.plays:
+        for host in _play_hosts(inventory, play, args.limit):
+            target_for(host.name, inventory.host_vars(host.name), password)
+    return PlaybookRun(playbook, inventory, options, Output(as_json=args.json)).run_all()
+
+
+def _play_hosts(inventory: Any, play: Any, limit: str | None) -> list[Any]:
+    """The play's hosts; a pattern matching nothing is named with the play's file and line."""
+    from orchestrator.errors import HostPatternError, PlaybookError
+
+    try:
+        return list(inventory.select(play.hosts, limit=limit))
+    except HostPatternError as exc:
+        raise PlaybookError(
+            f"play '{play.name}': {exc.message}", path=play.path, line=play.line
+        ) from None
+
+
+def _timeouts(args: argparse.Namespace) -> Timeouts:
+    from orchestrator.connections import Timeouts
+
+    return Timeouts(
+        connect=args.connect_timeout,
+        command=args.command_timeout,
+        transfer=max(args.command_timeout, 120.0),
+        scan=args.scan_timeout,
+    )
 
 
 def _cmd_cleanup(args: argparse.Namespace) -> int:

@@ -81,3 +81,17 @@ def make_fleet() -> Iterator[Callable[..., Fleet]]:
     finally:
         for fleet in fleets:
             fleet.down()
+
+
+WHEEL_CACHE = Path("/var/cache/plantsweep-test-wheels")
+
+
+@pytest.fixture(scope="session")
+def wheel_dir() -> Path:
+    """yara-python wheels for the plant's interpreters (3.8, 3.11), fetched once and kept."""
+    from orchestrator.payload import download_wheels
+
+    got = download_wheels(WHEEL_CACHE, ["3.8", "3.11"], ["linux_x86_64"])
+    missing = [w for w in got if w.path is None]
+    assert not missing, f"yara-python wheels could not be fetched: {missing}"
+    return WHEEL_CACHE

@@ -12,23 +12,14 @@ import jsonschema
 import pytest
 from plantscan import TEMP_PREFIX, finding_keys, run_scan_cli
 
-from orchestrator.payload import download_wheels, scan_log_schema
+from orchestrator.payload import scan_log_schema
 from tests.harness import files as planted
 
-WHEEL_CACHE = Path("/var/cache/plantsweep-test-wheels")
 PY36_HOST = "plant-host-02"
 PY38_HOST = "plant-host-03"
 
 # Where the planted files sit relative to the quick-scan folders (see agentless_scanner/locations)
 QUICK_PREFIXES = ("/tmp/", "/var/tmp/", "/home/operator/Downloads/", "/root/.local/bin/")
-
-
-@pytest.fixture(scope="session")
-def wheel_dir() -> Path:
-    got = download_wheels(WHEEL_CACHE, ["3.8", "3.11"], ["linux_x86_64"])
-    missing = [w for w in got if w.path is None]
-    assert not missing, f"yara-python wheels could not be fetched: {missing}"
-    return WHEEL_CACHE
 
 
 @pytest.fixture(scope="session")

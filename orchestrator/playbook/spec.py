@@ -49,4 +49,3 @@ def spec_table(specs: Iterable[ActionSpec]) -> dict[str, ActionSpec]:
             raise ValueError(f"action {spec.name!r} registered twice")
         table[spec.name] = spec
     return table
-

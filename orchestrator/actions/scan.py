@@ -1,0 +1,139 @@
+"""`scan` and `asset_info`: run the scanner payload in the host's temp dir and keep its log.
+
+- scan: {type: quick}
+- scan: {type: folders, paths: ["/srv/plant"], patterns: rules/}
+- asset_info:
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from orchestrator.actions.base import Action, ActionContext, Outcome
+from orchestrator.errors import StepFailed
+from orchestrator.playbook.spec import ActionSpec
+from orchestrator.results import write_json_atomic
+from orchestrator.scan import SCAN_TYPES, ScanPlan, run_scanner
+
+
+def _as_list(value: Any, name: str, host: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise StepFailed(host, f"{name} must be a path or a list of paths")
+
+
+def _plan(ctx: ActionContext, args: dict[str, Any], scan_type: str) -> ScanPlan:
+    patterns = args.get("patterns")
+    patterns_dir = ctx.run.playbook_dir / patterns if patterns else ctx.run.default_patterns
+    zip_path, has_yara = (None, False)
+    if scan_type != "asset":
+        zip_path, has_yara = ctx.run.archives.get(Path(patterns_dir))
+    timeouts = ctx.run.timeouts
+    if ctx.timeout:
+        timeouts = replace(timeouts, scan=ctx.timeout)
+    max_size = args.get("max_size")
+    return ScanPlan(
+        scan_type=scan_type,
+        run=ctx.run.run,
+        payload=ctx.run.payload,
+        patterns_zip=zip_path,
+        paths=_as_list(args.get("paths"), "paths", ctx.host),
+        excludes=_as_list(args.get("exclude"), "exclude", ctx.host),
+        include_mounts=args.get("include_mounts"),
+        max_size=int(max_size) if max_size is not None else None,
+        wheel_dir=ctx.run.wheel_dir if has_yara else None,
+        timeouts=timeouts,
+    )
+
+
+def _keep_log(ctx: ActionContext, log: dict[str, Any], kind: str) -> Path:
+    """`<host>.json` for the first scan of a host, then `<host>.scan-2.json`, ...;
+    asset logs `<host>.asset.json`. Remembered so the cleanup proof is added at play end."""
+    logs: list[Path] = ctx.state.setdefault("logs", [])
+    base = ctx.run.run.host_log(ctx.host)
+    if kind == "asset":
+        path = base.with_suffix(".asset.json")
+    else:
+        count = sum(1 for p in logs if not p.name.endswith(".asset.json"))
+        path = base if count == 0 else base.with_suffix(f".scan-{count + 1}.json")
+    write_json_atomic(path, log)
+    logs.append(path)
+    ctx.state.setdefault("log_data", {})[path] = log
+    return path
+
+
+class Scan(Action):
+    spec = ActionSpec(
+        name="scan",
+        optional=frozenset(
+            {"type", "paths", "exclude", "patterns", "max_size", "include_mounts", "action"}
+        ),
+        choices={"type": SCAN_TYPES[:3], "action": ("log-only",)},
+    )
+
+    def _scan_type(self, ctx: ActionContext, args: dict[str, Any]) -> str:
+        scan_type = args.get("type", "quick")
+        if scan_type not in SCAN_TYPES[:3]:
+            raise StepFailed(
+                ctx.host, f"scan type must be one of quick, full, folders: {scan_type!r}"
+            )
+        # Log-only is the only action built; mission-critical hosts would get nothing else anyway.
+        if args.get("action", "log-only") != "log-only":
+            raise StepFailed(ctx.host, "only action log-only is available")
+        if scan_type == "folders" and not args.get("paths"):
+            raise StepFailed(ctx.host, "scan type folders needs paths")
+        return scan_type
+
+    def run(self, ctx: ActionContext, args: dict[str, Any]) -> Outcome:
+        scan_type = self._scan_type(ctx, args)
+        log = run_scanner(ctx.live_session(), _plan(ctx, args, scan_type), ctx.hostvars)
+        path = _keep_log(ctx, log, "scan")
+        findings = log.get("findings") or []
+        data = {
+            "log": str(path),
+            "complete": log.get("complete", True),
+            "files_scanned": log["stats"]["files_scanned"],
+            "errors": log["stats"]["errors"],
+            "findings": [
+                {"path": f["path"], "rule": f["rule"], "engine": f["engine"], "sha256": f["sha256"]}
+                for f in findings
+            ],
+        }
+        message = f"{scan_type}: {data['files_scanned']} files, {len(findings)} findings"
+        if log.get("complete") is False:
+            return Outcome("failed", data, f"{message}; scan incomplete", len(findings))
+        return Outcome("ok", data, message, len(findings))
+
+    def check(self, ctx: ActionContext, args: dict[str, Any]) -> Outcome:
+        scan_type = self._scan_type(ctx, args)
+        plan = _plan(ctx, args, scan_type)
+        where = ", ".join(plan.paths) if plan.paths else f"the {scan_type} scan folders"
+        return Outcome(
+            "ok",
+            message=f"would push {plan.payload.name} and the patterns, scan {where}, "
+            "fetch the log and remove the temp dir",
+        )
+
+
+class AssetInfo(Action):
+    spec = ActionSpec(name="asset_info")
+
+    def run(self, ctx: ActionContext, args: dict[str, Any]) -> Outcome:
+        log = run_scanner(
+            ctx.live_session(), _plan(ctx, {}, "asset"), ctx.hostvars, log_name="asset-log.json"
+        )
+        path = _keep_log(ctx, log, "asset")
+        asset = log.get("asset") or {}
+        os_info = asset.get("os") or {}
+        packages = (asset.get("packages") or {}).get("count", 0)
+        message = f"{os_info.get('pretty_name') or os_info.get('name')}, {packages} packages"
+        return Outcome("ok", {"asset": asset, "log": str(path)}, message, facts={"asset": asset})
+
+    def check(self, ctx: ActionContext, args: dict[str, Any]) -> Outcome:
+        return Outcome("ok", message="would collect asset information with the scanner")

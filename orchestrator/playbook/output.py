@@ -1,0 +1,119 @@
+"""What a playbook run shows: Ansible-style lines and PLAY RECAP, or a JSON events stream.
+
+Lines go to stdout as each task finishes on each host (hosts run independently, so lines of
+different hosts interleave, each naming its host). `--json` replaces them with one JSON object
+per line, so other tools can follow a run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan",
+         "unreachable": "magenta", "ignored": "yellow"}  # fmt: skip
+
+
+@dataclass
+class HostStats:
+    host: str
+    ok: int = 0
+    changed: int = 0
+    unreachable: int = 0
+    failed: int = 0
+    skipped: int = 0
+    ignored: int = 0
+    findings: int = 0
+    cleanup: str = "not needed"
+    message: str = ""
+    logs: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.unreachable:
+            return "unreachable"
+        if self.failed:
+            return "failed"
+        return "findings" if self.findings else "clean"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "status": self.status,
+            "ok": self.ok,
+            "changed": self.changed,
+            "unreachable": self.unreachable,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "ignored": self.ignored,
+            "findings": self.findings,
+            "cleanup": self.cleanup,
+            "message": self.message,
+            "logs": self.logs,
+        }
+
+
+class Output:
+    """Thread-safe: worker threads report tasks as they finish."""
+
+    def __init__(self, as_json: bool = False, console: Console | None = None):
+        self.as_json = as_json
+        self.console = console or Console(
+            highlight=False, width=None if sys.stdout.isatty() else 160
+        )
+        self.lock = threading.Lock()
+
+    def _event(self, **data: Any) -> None:
+        print(json.dumps(data, default=str), flush=True)
+
+    def play(self, name: str, hosts: list[str], check: bool) -> None:
+        with self.lock:
+            if self.as_json:
+                self._event(event="play", play=name, hosts=hosts, check=check)
+            else:
+                mode = " (check mode)" if check else ""
+                self.console.print(f"\nPLAY [{escape(name)}]{mode} {'*' * 40}")
+
+    def task(
+        self, host: str, task: str, action: str, status: str, message: str, where: str
+    ) -> None:
+        with self.lock:
+            if self.as_json:
+                self._event(event="task", host=host, task=task, action=action, status=status,
+                            msg=message, where=where)  # fmt: skip
+            else:
+                style = STYLE.get(status, "")
+                detail = f" | {message}" if message else ""
+                self.console.print(
+                    f"[{style}]{status}: {escape(f'[{host}]')}[/] {escape(task)}{escape(detail)}"
+                )
+
+    def note(self, text: str) -> None:
+        with self.lock:
+            if self.as_json:
+                self._event(event="note", msg=text)
+            else:
+                self.console.print(escape(text))
+
+    def recap(self, stats: list[HostStats], code: int, run_path: str) -> None:
+        with self.lock:
+            if self.as_json:
+                self._event(event="recap", hosts=[s.as_dict() for s in stats], exit_code=code,
+                            run=run_path)  # fmt: skip
+                return
+            self.console.print(f"\nPLAY RECAP {'*' * 60}")
+            width = max([len(s.host) for s in stats] + [4])
+            for s in stats:
+                style = STYLE["failed" if s.failed or s.unreachable else "ok"]
+                self.console.print(
+                    f"[{style}]{escape(s.host):<{width}}[/] : ok={s.ok:<4} changed={s.changed:<4} "
+                    f"unreachable={s.unreachable:<4} failed={s.failed:<4} skipped={s.skipped:<4} "
+                    f"ignored={s.ignored:<4} findings={s.findings:<4} cleanup={s.cleanup}"
+                )
+            self.console.print(f"logs: {run_path}")

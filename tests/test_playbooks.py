@@ -194,3 +194,28 @@ def test_undefined_variable_fails_the_task_naming_file_and_line(make_fleet, tmp_
     assert code == 2
     message = summary["hosts"][0]["message"]
     assert message.startswith(f"{playbook}:3:") and "no_such_var" in message
+
+
+def test_json_events_and_a_hung_host(make_fleet, tmp_path):
+    fleet = make_fleet(2, plant=False)
+    inventory = fleet.write_inventory(tmp_path / "inv.yml")
+    good, hung = fleet.hosts
+    hung.stop()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "run", str(PLAYBOOKS / "asset-inventory.yml"),
+             "-i", str(inventory), "--json", "--out", str(tmp_path / "out"),
+             "--connect-timeout", "2"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        hung.cont()
+    events = [json.loads(line) for line in proc.stdout.splitlines()]  # every line is JSON
+    assert [e["event"] for e in events][0] == "play" and events[-1]["event"] == "recap"
+    tasks = [(e["host"], e["status"]) for e in events if e["event"] == "task"]
+    assert tasks.count((good.name, "ok")) == 2
+    assert (hung.name, "unreachable") in tasks
+    assert events[-1]["exit_code"] == 2 == proc.returncode
+    recap = {h["host"]: h for h in events[-1]["hosts"]}
+    assert recap[good.name]["status"] == "clean" and recap[hung.name]["status"] == "unreachable"
+    assert "banner" in recap[hung.name]["message"]

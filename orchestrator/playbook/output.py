@@ -8,6 +8,7 @@ per line, so other tools can follow a run.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -68,9 +69,24 @@ class Output:
             highlight=False, width=None if sys.stdout.isatty() else 160
         )
         self.lock = threading.Lock()
+        self.closed = False
 
     def _event(self, **data: Any) -> None:
-        print(json.dumps(data, default=str), flush=True)
+        self._write(lambda: print(json.dumps(data, default=str), flush=True))
+
+    def _write(self, emit: Any) -> None:
+        """A reader that went away (`| head`) must not stop the campaign: output stops instead."""
+        if self.closed:
+            return
+        try:
+            emit()
+        except BrokenPipeError:
+            self.closed = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+
+    def _print(self, *args: Any) -> None:
+        self._write(lambda: self.console.print(*args))
 
     def play(self, name: str, hosts: list[str], check: bool) -> None:
         with self.lock:
@@ -78,7 +94,7 @@ class Output:
                 self._event(event="play", play=name, hosts=hosts, check=check)
             else:
                 mode = " (check mode)" if check else ""
-                self.console.print(f"\nPLAY [{escape(name)}]{mode} {'*' * 40}")
+                self._print(f"\nPLAY [{escape(name)}]{mode} {'*' * 40}")
 
     def task(
         self, host: str, task: str, action: str, status: str, message: str, where: str
@@ -90,7 +106,7 @@ class Output:
             else:
                 style = STYLE.get(status, "")
                 detail = f" | {message}" if message else ""
-                self.console.print(
+                self._print(
                     f"[{style}]{status}: {escape(f'[{host}]')}[/] {escape(task)}{escape(detail)}"
                 )
 
@@ -99,7 +115,7 @@ class Output:
             if self.as_json:
                 self._event(event="note", msg=text)
             else:
-                self.console.print(escape(text))
+                self._print(escape(text))
 
     def recap(self, stats: list[HostStats], code: int, run_path: str) -> None:
         with self.lock:
@@ -107,13 +123,13 @@ class Output:
                 self._event(event="recap", hosts=[s.as_dict() for s in stats], exit_code=code,
                             run=run_path)  # fmt: skip
                 return
-            self.console.print(f"\nPLAY RECAP {'*' * 60}")
+            self._print(f"\nPLAY RECAP {'*' * 60}")
             width = max([len(s.host) for s in stats] + [4])
             for s in stats:
                 style = STYLE["failed" if s.failed or s.unreachable else "ok"]
-                self.console.print(
+                self._print(
                     f"[{style}]{escape(s.host):<{width}}[/] : ok={s.ok:<4} changed={s.changed:<4} "
                     f"unreachable={s.unreachable:<4} failed={s.failed:<4} skipped={s.skipped:<4} "
                     f"ignored={s.ignored:<4} findings={s.findings:<4} cleanup={s.cleanup}"
                 )
-            self.console.print(f"logs: {run_path}")
+            self._print(f"logs: {run_path}")

@@ -65,6 +65,8 @@ def test_downtime_scan_playbook(plant, plant_inventory, wheel_dir, tmp_path):
         report = (run_dir / "reports" / f"{host.name}.md").read_text()
         assert f"Inspection record: {host.name}" in report
         assert f"| findings | {len(log['findings'])} |" in report
+        if log["findings"]:  # a well-formed table: no blank line between header and rows
+            assert "|---|---|---|---|\n| `" in report
         assert temp_dirs(host) == []
     assert any(f.kind == "eicar" for h in plant for f in h.planted)  # not vacuous
 

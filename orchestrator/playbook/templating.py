@@ -135,6 +135,7 @@ def _make_environment() -> ImmutableSandboxedEnvironment:
         undefined=_Undefined,
         autoescape=False,
         keep_trailing_newline=True,  # YAML block scalars keep their final newline
+        trim_blocks=True,  # as Ansible's templates: a {% %} line leaves no blank line behind
     )
     env.filters.update(
         bool=_to_bool,

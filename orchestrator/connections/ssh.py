@@ -39,6 +39,25 @@ class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
+CONNECT_RETRIES = 2
+RETRY_BACKOFF = 0.5  # seconds, doubled per attempt
+
+
+class _Transient(HostUnreachable):
+    """A connect failure worth another try."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A handshake cut short by the server or the network: the connection was reset or closed
+    before the SSH banner (paramiko keeps the cause as the exception's context). A timeout is
+    not transient: a hung host must not be waited for three times."""
+    cause = exc.__context__
+    if isinstance(cause, (EOFError, ConnectionResetError, BrokenPipeError)):
+        return True
+    text = str(exc).lower()
+    return "reset by peer" in text or "no existing session" in text
+
+
 class SSHConnection(Connection):
     """Key or password auth; host keys checked against known_hosts unless TOFU is asked for."""
 
@@ -51,6 +70,21 @@ class SSHConnection(Connection):
         self._sftp: paramiko.SFTPClient | None = None
 
     def open(self) -> None:
+        """Connect, retrying with backoff only on errors that say "try again" (a reset during
+        the handshake, e.g. sshd's MaxStartups under a burst); never on a refusal, a timeout,
+        a host key or an authentication failure."""
+        for attempt in range(CONNECT_RETRIES + 1):
+            try:
+                self._open_once()
+                return
+            except _Transient as exc:
+                if attempt == CONNECT_RETRIES:
+                    raise HostUnreachable(
+                        self.name, f"{exc.message} (after {attempt + 1} attempts)"
+                    ) from None
+                time.sleep(RETRY_BACKOFF * 2**attempt)
+
+    def _open_once(self) -> None:
         client = paramiko.SSHClient()
         # As in Ansible, the host's inventory variable wins over the command-line option.
         chosen = self.target.known_hosts or self.options.known_hosts or DEFAULT_KNOWN_HOSTS
@@ -99,9 +133,14 @@ class SSHConnection(Connection):
             raise HostUnreachable(
                 self.name, f"authentication failed for user {t.user or '(default)'} at {where}"
             ) from None
+        except (ConnectionResetError, EOFError) as exc:
+            client.close()
+            raise _Transient(self.name, f"connection to {where} reset: {exc}") from None
         except paramiko.SSHException as exc:
             client.close()
             text = str(exc)
+            if is_transient(exc):
+                raise _Transient(self.name, f"{where}: {text}") from None
             if "not found in known_hosts" in text:
                 text = (
                     f"host key for {where} is not in {known_hosts}; add it "

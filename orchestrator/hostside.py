@@ -26,40 +26,9 @@ PYTHON_CANDIDATES = (
 )
 
 NO_PYTHON_RC = 97
+NO_TEMP_DIR_RC = 99
 
 TEMP_PREFIX = "plantsweep-"
-
-# Lists the temp parent and $HOME (to prove later that nothing else was written), then makes the
-# private temp dir the controller named (and journaled) beforehand: mode 0700, created
-# atomically, refused if anything already has that name. Only cheap imports: this runs first.
-_PROBE = r"""
-import json, os, sys
-d = sys.argv[1]
-parent = os.path.dirname(d)
-def ls(p):
-    try:
-        return sorted(os.listdir(p))
-    except OSError:
-        return None
-home = os.path.expanduser('~')
-before = {parent: ls(parent), home: ls(home)}
-if sys.version_info < (3, 6):
-    sys.stderr.write('python %d.%d is too old: the scanner needs 3.6+\n' % sys.version_info[:2])
-    sys.exit(98)
-try:
-    os.mkdir(d, 0o700)
-except OSError as exc:
-    sys.stderr.write('cannot create the temp dir %s: %s\n' % (d, exc.strerror))
-    sys.exit(99)
-try:
-    libc = os.confstr('CS_GNU_LIBC_VERSION') or ''
-except (ValueError, OSError, AttributeError):
-    libc = ''
-u = os.uname()
-print(json.dumps({'python': sys.executable, 'version': list(sys.version_info[:3]),
-                  'machine': u.machine, 'system': u.sysname, 'libc': libc,
-                  'temp_dir': d, 'home': home, 'before': before}))
-"""
 
 # Stops whatever still runs from the temp dir (a scanner that outlived its timeout: only
 # processes whose command line names that dir), removes the dir without following symlinks out
@@ -126,9 +95,49 @@ def _find_python(interpreter: str | None) -> str:
     )
 
 
-def probe_command(interpreter: str | None, temp_dir: str) -> str:
-    """Find the interpreter, list, and make the private temp dir: one round trip."""
-    return _find_python(interpreter) + f'exec "$PY" {_python(_PROBE)} {shlex.quote(temp_dir)}'
+def probe_command(interpreter: str | None, temp_dir: str, marker: str) -> str:
+    """One round trip, shell only (no interpreter start): find the interpreter, list the temp
+    parent and $HOME (to prove later that nothing else was written), make the private temp
+    dir the controller named (and journaled) beforehand, mode 0700, refused if the name exists,
+    and report the facts the controller needs. Sections start with `marker` lines."""
+    q = shlex.quote
+    parent = str(PurePosixPath(temp_dir).parent)
+    m = q(marker)
+    return _find_python(interpreter) + (
+        f"printf '%s parent\\n' {m}; ls -A1 -- {q(parent)} 2>/dev/null; "
+        f'printf \'%s home %s\\n\' {m} "$HOME"; ls -A1 -- "$HOME" 2>/dev/null; '
+        f"umask 077; mkdir -m 700 -- {q(temp_dir)} || exit {NO_TEMP_DIR_RC}; "
+        f'printf \'%s python %s\\n\' {m} "$PY"; "$PY" -V 2>&1; '
+        f"printf '%s uname\\n' {m}; uname -sm; "
+        f"printf '%s libc\\n' {m}; getconf GNU_LIBC_VERSION 2>/dev/null; "
+        f"printf '%s end\\n' {m}"
+    )
+
+
+def quick_cleanup_command(temp_dir: str, parent: str, home: str, marker: str) -> str:
+    """Remove the temp dir (rm does not follow symlinks) and list the places checked for
+    residue; shell only. Used when no command can still be running from the temp dir."""
+    q = shlex.quote
+    m = q(marker)
+    return (
+        f"rm -rf -- {q(temp_dir)}; "
+        f"if [ -e {q(temp_dir)} ] || [ -L {q(temp_dir)} ]; then printf '%s present\\n' {m}; fi; "
+        f"printf '%s parent\\n' {m}; ls -A1 -- {q(parent)} 2>/dev/null; "
+        f"printf '%s home\\n' {m}; ls -A1 -- {q(home)} 2>/dev/null; "
+        f"printf '%s end\\n' {m}"
+    )
+
+
+def sections(output: bytes, marker: str) -> dict[str, list[str]]:
+    """Split marked output into {section header: lines}; names keep undecodable bytes."""
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.decode("utf-8", "surrogateescape").split("\n"):
+        if line.startswith(marker + " "):
+            current = found.setdefault(line[len(marker) + 1 :], [])
+        elif current is not None and line:
+            current.append(line)
+    return found
 
 
 def payload_command(python: str, temp_dir: str, scanner_args: list[str]) -> str:

@@ -157,7 +157,7 @@ def run_scanner(
     command = hostside.payload_command(
         facts.python, facts.temp_dir, _scanner_args(plan, session, host, wheel, log_name)
     )
-    run = session.run(command, plan.timeouts.scan)
+    run = session.run(command, plan.timeouts.scan, leaves_nothing_running=True)
     if not run.ok:
         raise StepFailed(host, f"scanner exited with {run.rc}: {run.stderr_tail()}")
     step(host, "fetch")

@@ -11,6 +11,8 @@ Cleanup runs whatever happened inside the block (a failed step, a timeout, Ctrl-
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import shlex
 import threading
 from dataclasses import dataclass, field
@@ -103,6 +105,7 @@ class HostSession:
         self.proof: CleanupProof | None = None
         # Remote name -> local file already pushed, so each file goes once per session.
         self.pushed: dict[str, Path] = {}
+        self.may_be_running = False
 
     @property
     def name(self) -> str:
@@ -151,25 +154,42 @@ class HostSession:
             raise StepFailed(self.name, "cancelled")
 
     def _probe(self, temp_dir: str) -> HostFacts:
-        command = hostside.probe_command(self.target.python_interpreter, temp_dir)
+        marker = "@@" + secrets.token_hex(6)  # a file name cannot fake a section line
+        command = hostside.probe_command(self.target.python_interpreter, temp_dir, marker)
         result = self.conn.run(command, self.timeouts.command)
         if result.rc == hostside.NO_PYTHON_RC:
             raise StepFailed(self.name, result.stderr_tail() or "no Python 3 interpreter found")
+        if result.rc == hostside.NO_TEMP_DIR_RC:
+            raise StepFailed(self.name, f"cannot create the temp dir: {result.stderr_tail()}")
         if not result.ok:
             raise StepFailed(self.name, f"probe failed (rc {result.rc}): {result.stderr_tail()}")
-        data = _json_line(result, self.name, "probe")
-        # Trust the answer only if it names the dir we asked for: later steps delete inside it.
-        if data.get("temp_dir") != temp_dir:
-            raise StepFailed(self.name, f"probe answered for another temp dir: {data!r:.200}")
+        found = hostside.sections(result.stdout, marker)
+        home_key = next((k for k in found if k.startswith("home ")), None)
+        python_key = next((k for k in found if k.startswith("python ")), None)
+        if "end" not in found or home_key is None or python_key is None:
+            raise StepFailed(self.name, f"probe gave no usable answer: {result.stderr_tail()}")
+        version_text = " ".join(found[python_key])
+        match = re.search(r"Python (\d+)\.(\d+)(?:\.(\d+))?", version_text)
+        if match is None:
+            raise StepFailed(self.name, f"cannot tell the Python version: {version_text[:100]!r}")
+        version = tuple(int(v) for v in match.groups(default="0"))
+        python = python_key[len("python ") :]
+        if version < (3, 6):
+            raise StepFailed(
+                self.name, f"{python} is Python {version_text.split()[-1]}: 3.6+ needed"
+            )
+        home = home_key[len("home ") :]
+        parent = str(PurePosixPath(temp_dir).parent)
+        system, _, machine = " ".join(found.get("uname", [])).partition(" ")
         return HostFacts(
-            python=str(data["python"]),
-            version=tuple(data["version"]),
-            machine=str(data["machine"]),
-            system=str(data["system"]),
-            libc=str(data["libc"]),
+            python=python,
+            version=version,
+            machine=machine,
+            system=system,
+            libc=" ".join(found.get("libc", [])),
             temp_dir=temp_dir,
-            home=str(data["home"]),
-            before=data["before"],
+            home=home,
+            before={parent: found.get("parent", []), home: found[home_key]},
         )
 
     def remote_path(self, name: str) -> str:
@@ -185,13 +205,50 @@ class HostSession:
         self.conn.put(local, remote, self.timeouts.transfer)
         return remote
 
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+    def run(
+        self, command: str, timeout: float | None = None, *, leaves_nothing_running: bool = False
+    ) -> CommandResult:
+        """Run a command in the session. Unless the caller vouches that the command leaves
+        nothing running once it returns (the scanner: it is exec'd and waited for), cleanup
+        will look for and stop processes started from the temp dir."""
         self._check_cancel()
-        return self.conn.run(command, timeout or self.timeouts.command, self.cancel)
+        if not leaves_nothing_running:
+            self.may_be_running = True
+        try:
+            return self.conn.run(command, timeout or self.timeouts.command, self.cancel)
+        except HostError:
+            # Timed out, cancelled or cut off: the command may still run from the temp dir.
+            self.may_be_running = True
+            raise
 
     def fetch(self, name: str, local: Path) -> None:
         self._check_cancel()
         self.conn.get(self.remote_path(name), local, self.timeouts.transfer)
+
+    def _remove(self, facts: HostFacts) -> dict[str, Any]:
+        """The shell alone when every command ended normally; otherwise the interpreter, which
+        also stops whatever still runs from the temp dir (a timed-out or cancelled scanner)."""
+        parent = str(PurePosixPath(facts.temp_dir).parent)
+        if self.may_be_running:
+            result = self.conn.run(
+                hostside.cleanup_command(facts.python, facts.temp_dir, parent, facts.home),
+                self.timeouts.command,
+            )
+            return _json_line(result, self.name, "cleanup")
+        marker = "@@" + secrets.token_hex(6)
+        result = self.conn.run(
+            hostside.quick_cleanup_command(facts.temp_dir, parent, facts.home, marker),
+            self.timeouts.command,
+        )
+        found = hostside.sections(result.stdout, marker)
+        if "end" not in found:
+            raise StepFailed(self.name, f"cleanup gave no usable answer: {result.stderr_tail()}")
+        errors = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        return {
+            "removed": "present" not in found,
+            "errors": errors if "present" in found else [],
+            "after": {parent: found.get("parent", []), facts.home: found.get("home", [])},
+        }
 
     def cleanup(self) -> CleanupProof:
         """Remove the temp dir and prove it: the dir is gone and no new entry appeared in the
@@ -203,13 +260,7 @@ class HostSession:
         now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         checked = sorted(facts.before)
         try:
-            result = self.conn.run(
-                hostside.cleanup_command(
-                    facts.python, facts.temp_dir, self.target.remote_tmp, facts.home
-                ),
-                self.timeouts.command,
-            )
-            data = _json_line(result, self.name, "cleanup")
+            data = self._remove(facts)
             self.proof = CleanupProof(
                 temp_dir=facts.temp_dir,
                 removed=data["removed"] is True,

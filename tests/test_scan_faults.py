@@ -410,3 +410,33 @@ def test_journal_records_every_temp_dir_and_a_failed_probe_leaves_nothing(make_f
     with journal.path.open("a") as fh:
         fh.write('{"event": "create", "host": "x", "tar')
     assert leftovers(journal.path) == []
+
+
+def test_shell_cleanup_proves_residue_and_old_pythons_are_refused(make_fleet):
+    fleet = make_fleet(1, plant=False)
+    host = fleet.hosts[0]
+    timeouts = Timeouts(connect=3, command=5)
+    options = SSHOptions(known_hosts=fleet.known_hosts)
+    base = Target(
+        name=host.name,
+        address=host.address,
+        user="root",
+        private_key_file=str(fleet.client_key.private),
+        python_interpreter=host.python,
+    )
+    with HostSession(SSHConnection(base, options, timeouts), base, timeouts) as session:
+        # Straight on the connection: the session believes nothing can still be running,
+        # so its cleanup takes the shell-only path; the proof must still see the stray file.
+        session.conn.run("touch /root/stray-in-home", 5)
+    assert session.may_be_running is False
+    assert session.proof is not None
+    assert session.proof.removed and session.proof.residue == ["/root/stray-in-home"]
+    assert _temp_dirs(host) == []
+
+    old = Target(**{**base.__dict__, "python_interpreter": "/opt/pythons/2.7.18/bin/python2.7"})
+    with (
+        pytest.raises(StepFailed, match=r"Python 2\.7\.18: 3\.6\+ needed"),
+        HostSession(SSHConnection(old, options, timeouts), old, timeouts),
+    ):
+        pass
+    assert _temp_dirs(host) == []

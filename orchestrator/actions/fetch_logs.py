@@ -54,7 +54,8 @@ class FetchLogs(Action):
         remote = PurePosixPath(session.facts.temp_dir) / rel
         listing = session.run(
             f"{shlex.quote(session.facts.python)} -I -B -c {shlex.quote(_LIST)} "
-            f"{shlex.quote(str(remote))}"
+            f"{shlex.quote(str(remote))}",
+            leaves_nothing_running=True,  # our own listing script, waited for
         )
         if not listing.ok:
             raise StepFailed(

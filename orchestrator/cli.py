@@ -206,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--list-tasks", action="store_true", help="the tasks that would run")
     play.add_argument("--syntax-check", action="store_true", help="check the playbook only")
     play.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
+    play.add_argument(
+        "--step", action="store_true", help="confirm each task before it runs (once for all hosts)"
+    )
     play.add_argument("--out", default="results", metavar="DIR", help="results folder (./results)")
     _add_connection_args(play)
 
@@ -344,6 +347,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         timeouts=_timeouts(args),
         password=password,
         wheel_dir=Path(args.wheel_dir) if args.wheel_dir else None,
+        step=args.step,
+        ask=_ask_on_stderr,
     )
     # Resolve every selected host's connection settings first: input errors before any host.
     from orchestrator.targets import target_for
@@ -352,6 +357,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for host in _play_hosts(inventory, play, args.limit):
             target_for(host.name, inventory.host_vars(host.name), password)
     return PlaybookRun(playbook, inventory, options, Output(as_json=args.json)).run_all()
+
+
+def _ask_on_stderr(prompt: str) -> str:
+    """Prompts go to stderr so stdout stays clean for --json events."""
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line
 
 
 def _play_hosts(inventory: Any, play: Any, limit: str | None) -> list[Any]:

@@ -221,3 +221,24 @@ def test_json_events_and_a_hung_host(make_fleet, tmp_path):
     recap = {h["host"]: h for h in events[-1]["hosts"]}
     assert recap[good.name]["status"] == "clean" and recap[hung.name]["status"] == "unreachable"
     assert "banner" in recap[hung.name]["message"]
+
+
+def test_step_asks_once_per_task_for_all_hosts(make_fleet, tmp_path):
+    fleet = make_fleet(2, plant=False)
+    inventory = fleet.write_inventory(tmp_path / "inv.yml")
+    playbook = tmp_path / "steps.yml"
+    playbook.write_text(
+        "- hosts: all\n  tasks:\n"
+        + "".join(f"    - name: task {n}\n      command: echo {n}\n" for n in "abcd")
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "run", str(playbook), "-i", str(inventory),
+         "--step", "--json", "--out", str(tmp_path / "out")],
+        input="y\nn\nc\n", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("Perform task:") == 3  # a, b, then c: (c)ontinue stops asking
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    for host in fleet:
+        statuses = {e["task"]: e["status"] for e in events if e.get("host") == host.name}
+        assert statuses == {"task a": "ok", "task b": "skipped", "task c": "ok", "task d": "ok"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,35 @@ class RunOptions:
     timeouts: Timeouts = field(default_factory=Timeouts)
     password: str | None = field(default=None, repr=False)
     wheel_dir: Path | None = None
+    step: bool = False
+    ask: Callable[[str], str] = input
+
+
+class StepGate:
+    """--step: ask once per task (not per host) whether to run it, as ansible-playbook asks;
+    (c)ontinue stops asking. Worker threads wait for the one answer."""
+
+    def __init__(self, ask: Callable[[str], str]):
+        self.ask = ask
+        self.lock = threading.Lock()
+        self.answers: dict[tuple[str, int], bool] = {}
+        self.continue_all = False
+
+    def allows(self, task: Task) -> bool:
+        with self.lock:
+            key = (task.path, task.line)
+            if key in self.answers:  # answered already (for a host further ahead)
+                return self.answers[key]
+            if self.continue_all:
+                return True
+            try:
+                reply = self.ask(f"Perform task: {task.name} (N)o/(y)es/(c)ontinue: ")
+            except EOFError:
+                reply = "n"
+            reply = reply.strip().lower()
+            self.continue_all = reply in ("c", "continue")
+            self.answers[key] = self.continue_all or reply in ("y", "yes")
+            return self.answers[key]
 
 
 def _cleanup_label(session: HostSession | None) -> str:
@@ -71,6 +101,7 @@ class PlaybookRun:
         self.stats: dict[str, HostStats] = {}
         self.dropped: set[str] = set()  # failed or unreachable: left out of later plays
         self.run = RunFolder(options.out, new_run_id())
+        self.gate = StepGate(options.ask) if options.step else None
 
     def _stats(self, host: str) -> HostStats:
         return self.stats.setdefault(host, HostStats(host))
@@ -238,7 +269,9 @@ class PlaybookRun:
         where = f"{task.path}:{task.line}"
         variables = self._variables(host, play, state)
         try:
-            if task.when is not None and not evaluate_condition(task.when, variables):
+            if self.gate is not None and not self.gate.allows(task):
+                outcome = Outcome("skipped", message="skipped at --step")
+            elif task.when is not None and not evaluate_condition(task.when, variables):
                 outcome = Outcome("skipped", message="condition false")
             else:
                 args = render(task.args, variables)

@@ -94,7 +94,7 @@ class Output:
                 self._event(event="play", play=name, hosts=hosts, check=check)
             else:
                 mode = " (check mode)" if check else ""
-                self._print(f"\nPLAY [{escape(name)}]{mode} {'*' * 40}")
+                self._print(f"\nPLAY {escape(f'[{name}]')}{mode} {'*' * 40}")
 
     def task(
         self, host: str, task: str, action: str, status: str, message: str, where: str

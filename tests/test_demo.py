@@ -43,10 +43,13 @@ def test_demo_script_scans_the_demo_plant(tmp_path):
     )
     # Findings (the EICAR files planted on gw-line1 and ews-01), no failures.
     assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "SCAN RECAP" in proc.stdout
+    assert "PLAY RECAP" in proc.stdout
+    recap = proc.stdout.split("PLAY RECAP", 1)[1]
     for name in _demo_script_hosts():
-        assert name in proc.stdout
-    assert proc.stdout.count("removed, verified") == 4
+        assert f"{name} " in recap
+    assert recap.count("failed=0") == 4 and recap.count("cleanup=verified") == 4
+    reports = sorted(p.name for p in tmp_path.glob("*/reports/*.md"))
+    assert reports == sorted(f"{n}.md" for n in _demo_script_hosts())
     # The script tears the simulated plant down on exit.
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "psw-demo" not in netns

@@ -4,8 +4,11 @@ check mode, serial with max_fail_percentage, tags, errors naming file and line."
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -242,3 +245,56 @@ def test_step_asks_once_per_task_for_all_hosts(make_fleet, tmp_path):
     for host in fleet:
         statuses = {e["task"]: e["status"] for e in events if e.get("host") == host.name}
         assert statuses == {"task a": "ok", "task b": "skipped", "task c": "ok", "task d": "ok"}
+
+
+def _wait_for_scans(fleet, timeout: float = 60.0) -> None:
+    """Until every host has a temp dir in which the scanner has unpacked its patterns."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        started = 0
+        for host in fleet:
+            dirs = temp_dirs(host)
+            if dirs and "patterns" in host.listdir(f"/tmp/{dirs[0]}"):
+                started += 1
+        if started == len(fleet):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the scans did not start")
+
+
+def test_killed_and_interrupted_playbook_runs(make_fleet, tmp_path):
+    fleet = make_fleet(2, plant=False)
+    inventory = fleet.write_inventory(tmp_path / "inv.yml")
+    home = tmp_path / "home"
+    env = dict(os.environ, PLANTSWEEP_HOME=str(home))
+    playbook = str(PLAYBOOKS / "downtime-scan.yml")
+    argv = [sys.executable, "-m", "orchestrator", "run", playbook, "-i", str(inventory),
+            "--out", str(tmp_path / "out"), "--skip-tags", "asset"]  # fmt: skip
+
+    # SIGKILL mid-scan: nothing in the controller cleans up; the journal knows what is left.
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_scans(fleet)
+    proc.kill()
+    proc.wait()
+    assert all(len(temp_dirs(h)) == 1 for h in fleet)
+    run_id = next((home / "journal").glob("*.jsonl")).stem
+    cleanup = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "cleanup", "--run", run_id],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert cleanup.returncode == 0 and "2 removed, 0 not removed" in cleanup.stdout
+    assert all(temp_dirs(h) == [] for h in fleet)
+
+    # Ctrl-C mid-scan: running scans stop, temp dirs are removed, the recap is written.
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for_scans(fleet)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "PLAY RECAP" in stdout
+    summary = json.loads(next((tmp_path / "out").glob("*/run.json")).read_text())
+    assert summary["interrupted"] is True
+    assert all(h["cleanup"] == "verified" for h in summary["hosts"])
+    assert all(temp_dirs(h) == [] for h in fleet)

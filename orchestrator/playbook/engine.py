@@ -174,6 +174,7 @@ class PlaybookRun:
                 batch,
                 lambda host, cancel: self._host(play, tasks, host, context, cancel),
                 self.options.forks,
+                lambda stats: self.out.host_done(),
             )
             if outcome.interrupted:
                 self.out.note(f"interrupted: {len(hosts) - len(self.stats)} host(s) not started")

@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan",
          "unreachable": "magenta", "ignored": "yellow"}  # fmt: skip
@@ -70,6 +71,10 @@ class Output:
         )
         self.lock = threading.Lock()
         self.closed = False
+        # A live bar of hosts done per play, only on a terminal (it shares the console, so
+        # task lines print above it).
+        self.progress: Progress | None = None
+        self.task_id: Any = None
 
     def _event(self, **data: Any) -> None:
         self._write(lambda: print(json.dumps(data, default=str), flush=True))
@@ -90,6 +95,18 @@ class Output:
 
     def play(self, name: str, hosts: list[str], check: bool) -> None:
         with self.lock:
+            if not self.as_json and self.console.is_terminal:
+                self._stop_progress()
+                self.progress = Progress(
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=self.console,
+                    transient=True,
+                )
+                self.task_id = self.progress.add_task("hosts done", total=len(hosts))
+                self.progress.start()
             if self.as_json:
                 self._event(event="play", play=name, hosts=hosts, check=check)
             else:
@@ -110,6 +127,16 @@ class Output:
                     f"[{style}]{status}: {escape(f'[{host}]')}[/] {escape(task)}{escape(detail)}"
                 )
 
+    def host_done(self) -> None:
+        with self.lock:
+            if self.progress is not None:
+                self.progress.advance(self.task_id)
+
+    def _stop_progress(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
     def note(self, text: str) -> None:
         with self.lock:
             if self.as_json:
@@ -119,6 +146,7 @@ class Output:
 
     def recap(self, stats: list[HostStats], code: int, run_path: str) -> None:
         with self.lock:
+            self._stop_progress()
             if self.as_json:
                 self._event(event="recap", hosts=[s.as_dict() for s in stats], exit_code=code,
                             run=run_path)  # fmt: skip

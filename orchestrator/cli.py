@@ -207,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--syntax-check", action="store_true", help="check the playbook only")
     play.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     play.add_argument(
+        "-D",
+        "--diff",
+        action="store_true",
+        help="show what changed on each host (findings, packages, OS) since the previous run "
+        "in the same --out folder",
+    )
+    play.add_argument(
         "--step", action="store_true", help="confirm each task before it runs (once for all hosts)"
     )
     play.add_argument("--out", default="results", metavar="DIR", help="results folder (./results)")
@@ -349,6 +356,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         wheel_dir=Path(args.wheel_dir) if args.wheel_dir else None,
         step=args.step,
         ask=_ask_on_stderr,
+        diff=args.diff,
     )
     # Resolve every selected host's connection settings first: input errors before any host.
     from orchestrator.targets import target_for

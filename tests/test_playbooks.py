@@ -3,6 +3,7 @@ check mode, serial with max_fail_percentage, tags, errors naming file and line."
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
+from orchestrator.playbook.diff import asset_diff
+from tests.harness import files as planted
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOKS = ROOT / "playbooks"
@@ -298,3 +301,49 @@ def test_killed_and_interrupted_playbook_runs(make_fleet, tmp_path):
     assert summary["interrupted"] is True
     assert all(h["cleanup"] == "verified" for h in summary["hosts"])
     assert all(temp_dirs(h) == [] for h in fleet)
+
+
+def test_diff_shows_what_changed_since_the_previous_run(make_fleet, wheel_dir, tmp_path):
+    fleet = make_fleet(1, plant=False)
+    host = fleet.hosts[0]
+    inventory = fleet.write_inventory(tmp_path / "inv.yml")
+    playbook = tmp_path / "diff.yml"
+    playbook.write_text(
+        "- hosts: all\n  tasks:\n    - asset_info:\n"
+        "    - scan: {type: folders, paths: [/srv/plant]}\n"
+    )
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "orchestrator", "run", str(playbook), "-i", str(inventory),
+            "--out", str(out), "--diff", "--json", "--wheel-dir", str(wheel_dir)]  # fmt: skip
+
+    def diffs() -> dict[str, list[str]]:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert proc.returncode in (0, 1), proc.stderr
+        events = [json.loads(line) for line in proc.stdout.splitlines()]
+        return {e["task"]: e["changes"] for e in events if e["event"] == "diff"}
+
+    assert diffs() == {}  # the first run has nothing to compare with
+    fleet.plant_files(host.name, {"/srv/plant/new/eicar.com": planted.EICAR})
+    second = diffs()
+    assert second["asset_info"] == []  # same packages, same OS
+    assert second["scan"] == [
+        "+ finding /srv/plant/new/eicar.com (EICAR_Test_File)",
+        f"+ finding /srv/plant/new/eicar.com (sha256:{hashlib.sha256(planted.EICAR).hexdigest()})",
+    ]
+    fleet.remove_planted(host.name, "/srv/plant/new/eicar.com")
+    assert [line[0] for line in diffs()["scan"]] == ["-", "-"]
+
+
+def test_asset_diff_lists_package_and_os_changes():
+    def log(os_name: str, packages: dict[str, str]) -> dict:
+        items = [{"name": n, "version": v, "arch": "amd64"} for n, v in packages.items()]
+        return {"asset": {"os": {"pretty_name": os_name}, "packages": {"items": items}}}
+
+    before = log("Debian 11", {"openssh-server": "1:8.4", "telnetd": "0.17"})
+    after = log("Debian 12", {"openssh-server": "1:9.2", "yara": "4.2"})
+    assert asset_diff(before, after) == [
+        "~ os Debian 11 -> Debian 12",
+        "+ package yara:amd64 4.2",
+        "- package telnetd:amd64 0.17",
+        "~ package openssh-server:amd64 1:8.4 -> 1:9.2",
+    ]

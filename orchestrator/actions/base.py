@@ -51,6 +51,7 @@ class RunContext:
     playbook_dir: Path
     archives: PatternArchives  # pattern folder -> zip pushed to hosts, built once per run
     journal: Journal | None = None
+    diff: bool = False  # --diff: report what changed since the previous run in the same --out
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Outcome:
     message: str = ""
     findings: int = 0
     facts: dict[str, Any] = field(default_factory=dict)  # merged into the host's variables
+    diff: list[str] | None = None  # --diff lines; None when there was nothing to compare with
 
 
 class Action(ABC):

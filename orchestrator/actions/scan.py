@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator.actions.base import Action, ActionContext, Outcome
 from orchestrator.errors import StepFailed
+from orchestrator.playbook.diff import asset_diff, findings_diff, previous_log
 from orchestrator.playbook.spec import ActionSpec
 from orchestrator.results import write_json_atomic
 from orchestrator.scan import SCAN_TYPES, ScanPlan, run_scanner
@@ -68,6 +69,13 @@ def _keep_log(ctx: ActionContext, log: dict[str, Any], kind: str) -> Path:
     return path
 
 
+def _diff(ctx: ActionContext, path: Path, log: dict[str, Any], compare: Any) -> list[str] | None:
+    if not ctx.run.diff:
+        return None
+    before = previous_log(ctx.run.run.path.parent, ctx.run.run.run_id, path.name)
+    return None if before is None else compare(before, log)
+
+
 class Scan(Action):
     spec = ActionSpec(
         name="scan",
@@ -106,9 +114,10 @@ class Scan(Action):
             ],
         }
         message = f"{scan_type}: {data['files_scanned']} files, {len(findings)} findings"
+        diff = _diff(ctx, path, log, findings_diff)
         if log.get("complete") is False:
-            return Outcome("failed", data, f"{message}; scan incomplete", len(findings))
-        return Outcome("ok", data, message, len(findings))
+            return Outcome("failed", data, f"{message}; scan incomplete", len(findings), diff=diff)
+        return Outcome("ok", data, message, len(findings), diff=diff)
 
     def check(self, ctx: ActionContext, args: dict[str, Any]) -> Outcome:
         scan_type = self._scan_type(ctx, args)
@@ -133,7 +142,13 @@ class AssetInfo(Action):
         os_info = asset.get("os") or {}
         packages = (asset.get("packages") or {}).get("count", 0)
         message = f"{os_info.get('pretty_name') or os_info.get('name')}, {packages} packages"
-        return Outcome("ok", {"asset": asset, "log": str(path)}, message, facts={"asset": asset})
+        return Outcome(
+            "ok",
+            {"asset": asset, "log": str(path)},
+            message,
+            facts={"asset": asset},
+            diff=_diff(ctx, path, log, asset_diff),
+        )
 
     def check(self, ctx: ActionContext, args: dict[str, Any]) -> Outcome:
         return Outcome("ok", message="would collect asset information with the scanner")

@@ -54,6 +54,7 @@ class RunOptions:
     wheel_dir: Path | None = None
     step: bool = False
     ask: Callable[[str], str] = input
+    diff: bool = False
 
 
 class StepGate:
@@ -126,6 +127,7 @@ class PlaybookRun:
                 playbook_dir=Path(self.playbook.path).parent,
                 archives=PatternArchives(Path(build)),
                 journal=journal,
+                diff=self.options.diff,
             )
             for play in self.playbook.plays:
                 interrupted, aborted = self._play(play, context)
@@ -312,6 +314,8 @@ class PlaybookRun:
         if outcome.status == "failed" and not task.ignore_errors:
             stats.message = outcome.message
         self.out.task(host.name, task.name, task.action, shown, outcome.message, where)
+        if outcome.diff is not None:
+            self.out.diff(host.name, task.name, outcome.diff)
         return not (outcome.status == "failed" and not task.ignore_errors)
 
     def _finish_logs(self, session: HostSession, state: dict[str, Any], stats: HostStats) -> None:

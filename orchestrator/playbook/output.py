@@ -127,6 +127,17 @@ class Output:
                     f"[{style}]{status}: {escape(f'[{host}]')}[/] {escape(task)}{escape(detail)}"
                 )
 
+    def diff(self, host: str, task: str, lines: list[str]) -> None:
+        with self.lock:
+            if self.as_json:
+                self._event(event="diff", host=host, task=task, changes=lines)
+                return
+            if not lines:
+                self._print(f"  {escape(f'[{host}]')} no change since the previous run")
+            for line in lines:
+                style = {"+": "green", "-": "red"}.get(line[0], "yellow")
+                self._print(f"  [{style}]{escape(line)}[/]")
+
     def host_done(self) -> None:
         with self.lock:
             if self.progress is not None:

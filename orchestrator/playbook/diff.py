@@ -1,0 +1,58 @@
+"""`--diff`: what changed on a host since the previous run that wrote into the same results
+folder: findings that appeared or went away, packages added, removed or upgraded, a new OS.
+
+Nothing plantsweep does changes a host, so Ansible's "before and after this task" would always
+be empty; "since the last campaign" is the difference a plant engineer asks about.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def previous_log(out: Path, current_run: str, file_name: str) -> dict[str, Any] | None:
+    """The newest earlier run folder's `file_name` (run ids sort by time)."""
+    runs = sorted((p for p in out.iterdir() if p.is_dir() and p.name < current_run), reverse=True)
+    for run in runs:
+        path = run / file_name
+        if path.is_file():
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+    return None
+
+
+def findings_diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    def keys(log: dict[str, Any]) -> set[tuple[str, str]]:
+        return {(f["path"], f["rule"]) for f in log.get("findings") or []}
+
+    old, new = keys(before), keys(after)
+    return [f"+ finding {p} ({r})" for p, r in sorted(new - old)] + [
+        f"- finding {p} ({r})" for p, r in sorted(old - new)
+    ]
+
+
+def asset_diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    def packages(log: dict[str, Any]) -> dict[str, str]:
+        items = ((log.get("asset") or {}).get("packages") or {}).get("items") or []
+        return {
+            f"{p['name']}:{p.get('arch') or ''}".rstrip(":"): p.get("version", "") for p in items
+        }
+
+    lines = []
+    old_os = ((before.get("asset") or {}).get("os") or {}).get("pretty_name")
+    new_os = ((after.get("asset") or {}).get("os") or {}).get("pretty_name")
+    if old_os != new_os:
+        lines.append(f"~ os {old_os} -> {new_os}")
+    old, new = packages(before), packages(after)
+    lines += [f"+ package {n} {new[n]}" for n in sorted(new.keys() - old.keys())]
+    lines += [f"- package {n} {old[n]}" for n in sorted(old.keys() - new.keys())]
+    lines += [
+        f"~ package {n} {old[n]} -> {new[n]}"
+        for n in sorted(old.keys() & new.keys())
+        if old[n] != new[n]
+    ]
+    return lines

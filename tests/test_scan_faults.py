@@ -29,6 +29,18 @@ def _inventory(fleet, tmp_path: Path) -> Path:
     return fleet.write_inventory(tmp_path / "fleet.yml")
 
 
+def _root_target(fleet, host, **changes) -> Target:
+    """What a connection needs to reach `host` as root with the fleet's key."""
+    fields = dict(
+        name=host.name,
+        address=host.address,
+        user="root",
+        private_key_file=str(fleet.client_key.private),
+        python_interpreter=host.python,
+    )
+    return Target(**{**fields, **changes})
+
+
 def _temp_dirs(host) -> list[str]:
     return [n for n in host.listdir("/tmp") if n.startswith(TEMP_PREFIX)]
 
@@ -182,13 +194,7 @@ def test_hostile_tree_over_ssh_does_not_hang_or_crash(make_fleet, tmp_path):
 def test_cleanup_kills_leftover_processes_and_reports_residue(make_fleet):
     fleet = make_fleet(1, plant=False)
     host = fleet.hosts[0]
-    target = Target(
-        name=host.name,
-        address=host.address,
-        user="root",
-        private_key_file=str(fleet.client_key.private),
-        python_interpreter=host.python,
-    )
+    target = _root_target(fleet, host)
     timeouts = Timeouts(connect=3, command=5)
     conn = SSHConnection(target, SSHOptions(known_hosts=fleet.known_hosts), timeouts)
     with HostSession(conn, target, timeouts) as session:
@@ -256,13 +262,7 @@ def test_local_connection_scans_a_mounted_folder(tmp_path):
 def test_a_running_command_stops_when_cancelled(make_fleet):
     fleet = make_fleet(1, plant=False)
     host = fleet.hosts[0]
-    target = Target(
-        name=host.name,
-        address=host.address,
-        user="root",
-        private_key_file=str(fleet.client_key.private),
-        python_interpreter=host.python,
-    )
+    target = _root_target(fleet, host)
     timeouts = Timeouts(connect=3, command=5)
     cancel = threading.Event()
     conn = SSHConnection(target, SSHOptions(known_hosts=fleet.known_hosts), timeouts)
@@ -384,20 +384,14 @@ def test_journal_records_every_temp_dir_and_a_failed_probe_leaves_nothing(make_f
     host = fleet.hosts[0]
     journal = Journal.open(tmp_path, "run-1", ["inv.yml"])
     timeouts = Timeouts(connect=3, command=5)
-    base = Target(
-        name=host.name,
-        address=host.address,
-        user="root",
-        private_key_file=str(fleet.client_key.private),
-        python_interpreter=host.python,
-    )
+    base = _root_target(fleet, host)
     options = SSHOptions(known_hosts=fleet.known_hosts)
     with HostSession(SSHConnection(base, options, timeouts), base, timeouts, journal=journal) as s:
         assert s.facts is not None
         assert leftovers(journal.path)[0].temp_dir == s.facts.temp_dir  # recorded while it exists
     assert leftovers(journal.path) == []  # marked removed after the proof
 
-    broken = Target(**{**base.__dict__, "python_interpreter": "/nonexistent/python3"})
+    broken = _root_target(fleet, host, python_interpreter="/nonexistent/python3")
     with (
         pytest.raises(StepFailed, match="no Python 3 interpreter"),
         HostSession(SSHConnection(broken, options, timeouts), broken, timeouts, journal=journal),
@@ -417,13 +411,7 @@ def test_shell_cleanup_proves_residue_and_old_pythons_are_refused(make_fleet):
     host = fleet.hosts[0]
     timeouts = Timeouts(connect=3, command=5)
     options = SSHOptions(known_hosts=fleet.known_hosts)
-    base = Target(
-        name=host.name,
-        address=host.address,
-        user="root",
-        private_key_file=str(fleet.client_key.private),
-        python_interpreter=host.python,
-    )
+    base = _root_target(fleet, host)
     with HostSession(SSHConnection(base, options, timeouts), base, timeouts) as session:
         # Straight on the connection: the session believes nothing can still be running,
         # so its cleanup takes the shell-only path; the proof must still see the stray file.
@@ -433,7 +421,7 @@ def test_shell_cleanup_proves_residue_and_old_pythons_are_refused(make_fleet):
     assert session.proof.removed and session.proof.residue == ["/root/stray-in-home"]
     assert _temp_dirs(host) == []
 
-    old = Target(**{**base.__dict__, "python_interpreter": "/opt/pythons/2.7.18/bin/python2.7"})
+    old = _root_target(fleet, host, python_interpreter="/opt/pythons/2.7.18/bin/python2.7")
     with (
         pytest.raises(StepFailed, match=r"Python 2\.7\.18: 3\.6\+ needed"),
         HostSession(SSHConnection(old, options, timeouts), old, timeouts),

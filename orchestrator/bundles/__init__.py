@@ -1,0 +1,32 @@
+"""Signed, versioned pattern bundles for air-gapped plants (library; the CLI is separate).
+
+    generate_keypair(secret, public, comment) -> PublicKey
+    build_bundle(src_dir, dest, secret_key, name, version, released, expires) -> Path
+    verify_bundle(bundle, trusted_keys, installed_version=None, today=None) -> Manifest
+    import_bundle(bundle, store_dir, trusted_keys, today=None) -> Path
+    list_bundles(store_dir) -> list[InstalledBundle]; installed(store_dir, name)
+
+The bundle file layout is described in build.py, the store layout in store.py.
+"""
+
+from orchestrator.bundles.build import build_bundle
+from orchestrator.bundles.errors import BundleError
+from orchestrator.bundles.keys import PublicKey, generate_keypair, load_public_key
+from orchestrator.bundles.manifest import FileEntry, Manifest
+from orchestrator.bundles.store import InstalledBundle, import_bundle, installed, list_bundles
+from orchestrator.bundles.verify import verify_bundle
+
+__all__ = [
+    "BundleError",
+    "FileEntry",
+    "InstalledBundle",
+    "Manifest",
+    "PublicKey",
+    "build_bundle",
+    "generate_keypair",
+    "import_bundle",
+    "installed",
+    "list_bundles",
+    "load_public_key",
+    "verify_bundle",
+]

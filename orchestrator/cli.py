@@ -219,6 +219,33 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--out", default="results", metavar="DIR", help="results folder (./results)")
     _add_connection_args(play)
 
+    pat = sub.add_parser("patterns", help="signed pattern bundles: keys, build, import, list")
+    psub = pat.add_subparsers(dest="patterns_command", metavar="ACTION", parser_class=_Parser)
+    psub.required = True
+    keygen = psub.add_parser("keygen", help="make an Ed25519 signing key pair")
+    keygen.add_argument("--secret", required=True, metavar="FILE", help="secret key (0600)")
+    keygen.add_argument("--public", required=True, metavar="FILE", help="public key (minisign)")
+    build = psub.add_parser("build", help="sign a folder of rules and hash lists into a bundle")
+    build.add_argument("src", metavar="SRC_DIR")
+    build.add_argument("--key", required=True, metavar="SECRET_KEY")
+    build.add_argument("--name", required=True)
+    build.add_argument("--version", required=True, type=int, help="greater than the last one")
+    build.add_argument("--released", metavar="YYYY-MM-DD", help="default: today")
+    build.add_argument("--expires", required=True, metavar="YYYY-MM-DD")
+    build.add_argument("--out", required=True, metavar="BUNDLE")
+    for verb, text in (("import", "verify and install"), ("verify", "verify only")):
+        p = psub.add_parser(verb, help=f"{text} a bundle (signature, hashes, version, dates)")
+        p.add_argument("bundle", metavar="BUNDLE")
+        p.add_argument(
+            "--trusted",
+            action="append",
+            metavar="PUBLIC_KEY",
+            help="trusted public key (default: every *.pub in the trusted-keys folder)",
+        )
+    psub.add_parser("list", help="installed bundles")
+    show = psub.add_parser("show", help="the manifest of an installed bundle")
+    show.add_argument("name")
+
     clean = sub.add_parser(
         "cleanup", help="remove temp dirs a crashed or killed run left on hosts (from its journal)"
     )
@@ -280,6 +307,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_cleanup(args)
     if args.command == "run":
         return _cmd_run(args)
+    if args.command == "patterns":
+        from orchestrator.patterns_cli import patterns_command
+
+        return patterns_command(args)
     raise UsageError(f"unknown command {args.command}")
 
 

@@ -1,0 +1,55 @@
+"""`plantsweep patterns`: keygen, build, verify, import, list, show, and refusals as one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def ps(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PLANTSWEEP_HOME=str(home))
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", "patterns", *args],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+
+
+def test_patterns_command_line(tmp_path: Path):
+    home = tmp_path / "home"
+    src = tmp_path / "rules"
+    src.mkdir()
+    (src / "eicar.hashes").write_text(
+        "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f;EICAR\n"
+    )
+    keys = home / "trusted-keys"
+    keys.mkdir(parents=True)
+    assert (
+        ps(
+            home, "keygen", "--secret", str(tmp_path / "k.sec"), "--public", str(keys / "k.pub")
+        ).returncode
+        == 0
+    )
+    bundle = tmp_path / "site-1.tar"
+    built = ps(home, "build", str(src), "--key", str(tmp_path / "k.sec"), "--name", "site",
+               "--version", "1", "--expires", "2099-12-31", "--out", str(bundle))  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    assert ps(home, "verify", str(bundle)).stdout.startswith("OK site version 1")
+    imported = ps(home, "import", str(bundle))
+    assert imported.returncode == 0 and "installed" in imported.stdout
+    assert "site\tversion 1" in ps(home, "list").stdout
+    assert '"name": "site"' in ps(home, "show", "site").stdout
+
+    again = ps(home, "import", str(bundle))  # the same version again: a rollback
+    assert again.returncode == 4 and "Traceback" not in again.stderr
+    assert again.stderr.startswith("ERROR: ") and len(again.stderr.strip().splitlines()) == 1
+
+    data = bytearray(bundle.read_bytes())
+    data[data.index(b"275a021b")] ^= 1  # one byte of a content file
+    tampered = tmp_path / "tampered.tar"
+    tampered.write_bytes(bytes(data))
+    refused = ps(home, "verify", str(tampered))
+    assert refused.returncode == 4 and str(tampered) in refused.stderr
+
+    assert ps(tmp_path / "empty-home", "import", str(bundle)).returncode == 4  # no trusted key

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import tempfile
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from orchestrator.display import Reporter, recap
 from orchestrator.errors import UsageError
 from orchestrator.inventory import load_inventory
 from orchestrator.journal import Journal, journal_dir
+from orchestrator.pattern_source import pattern_archive
 from orchestrator.results import RunFolder, new_run_id, utc_now, write_json_atomic
 from orchestrator.runner import run_hosts
 from orchestrator.scan import HostResult, ScanPlan, scan_host
@@ -35,7 +35,7 @@ class ScanRequest:
     paths: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
     include_mounts: str | None = None
-    patterns: Path | None = None
+    patterns: str | Path | None = None
     forks: int = 20
     out: Path = Path("results")
     max_size: int | None = None
@@ -61,15 +61,12 @@ def exit_code(results: list[HostResult]) -> int:
     return code
 
 
-def zip_patterns(patterns_dir: Path, dest: Path) -> tuple[Path, bool]:
+def zip_patterns(patterns: str | Path, dest: Path) -> tuple[Path, bool]:
     """One archive instead of one transfer per rule file; the host unpacks it in its temp dir.
 
-    Also says whether the set holds YARA rules (else no yara engine is needed on hosts)."""
-    files = payload.pattern_files(patterns_dir)
-    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in files:
-            zf.write(path, path.relative_to(patterns_dir).as_posix())
-    return dest, any(p.suffix.lower() in (".yar", ".yara") for p in files)
+    `patterns` is a folder or `bundle:NAME`. Also says whether the set holds YARA rules (else
+    no yara engine is needed on hosts)."""
+    return pattern_archive(patterns, dest)
 
 
 def _wheel_cache(request: ScanRequest, err: Console) -> Path:

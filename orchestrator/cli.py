@@ -182,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --type full: also walk these mounts, e.g. nfs4,vfat or network,removable,fuse",
     )
     scan.add_argument(
-        "--patterns", metavar="DIR", help="folder of .yar rules and hash lists (default: shipped)"
+        "--patterns",
+        metavar="DIR",
+        help="folder of .yar rules and hash lists, or bundle:NAME (default: shipped)",
     )
     scan.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (20)")
     scan.add_argument("--out", default="results", metavar="DIR", help="results folder (./results)")
@@ -492,7 +494,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         paths=tuple(args.path),
         excludes=tuple(args.exclude),
         include_mounts=args.include_mounts,
-        patterns=Path(args.patterns) if args.patterns else None,
+        patterns=args.patterns,
         forks=args.forks,
         out=Path(args.out),
         max_size=args.max_size,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -53,3 +55,43 @@ def test_patterns_command_line(tmp_path: Path):
     assert refused.returncode == 4 and str(tampered) in refused.stderr
 
     assert ps(tmp_path / "empty-home", "import", str(bundle)).returncode == 4  # no trusted key
+
+
+def test_scan_with_an_installed_bundle_records_it_and_refuses_tampering(tmp_path, monkeypatch):
+    from orchestrator.cli import main
+    from tests.harness.files import EICAR
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("PLANTSWEEP_HOME", str(home))
+    keys = home / "trusted-keys"
+    keys.mkdir(parents=True)
+    src = tmp_path / "rules"
+    src.mkdir()
+    sha = hashlib.sha256(EICAR).hexdigest()
+    (src / "eicar.hashes").write_text(f"{sha};EICAR test file\n")
+    assert main(["patterns", "keygen", "--secret", str(tmp_path / "k.sec"),
+                 "--public", str(keys / "k.pub")]) == 0  # fmt: skip
+    bundle = tmp_path / "site-3.tar"
+    build = ["patterns", "build", str(src), "--key", str(tmp_path / "k.sec"), "--name", "site",
+             "--version", "3", "--expires", "2099-01-01", "--out", str(bundle)]  # fmt: skip
+    assert main(build) == 0
+    assert main(["patterns", "import", str(bundle)]) == 0
+
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    (stick / "eicar.com").write_bytes(EICAR)
+    host_tmp = tmp_path / "host-tmp"
+    host_tmp.mkdir()
+    inventory = tmp_path / "gate.ini"
+    inventory.write_text(f"laptop ansible_connection=local ansible_remote_tmp={host_tmp}\n")
+    out = tmp_path / "out"
+    args = ["scan", "-i", str(inventory), "--type", "folders", "--path", str(stick),
+            "--patterns", "bundle:site", "--out", str(out)]  # fmt: skip
+    assert main(args) == 1
+    log = json.loads(next(out.glob("*/laptop.json")).read_text())
+    assert (log["patterns"]["name"], log["patterns"]["version"]) == ("site", "3")
+    assert [f["sha256"] for f in log["findings"]] == [sha]
+
+    installed_file = next((home / "patterns" / "site").glob("*/patterns/eicar.hashes"))
+    installed_file.write_text(installed_file.read_text() + "# one more line\n")
+    assert main(args) == 4  # the store no longer matches the signed manifest: refused

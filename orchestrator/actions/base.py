@@ -26,12 +26,13 @@ class PatternArchives:
     def __init__(self, build_dir: Path):
         self.build_dir = build_dir
         self._lock = threading.Lock()
-        self._archives: dict[Path, tuple[Path, bool]] = {}
+        self._archives: dict[str | Path, tuple[Path, bool]] = {}
 
-    def get(self, patterns_dir: Path) -> tuple[Path, bool]:
+    def get(self, source: str | Path) -> tuple[Path, bool]:
+        """`source`: a pattern folder or `bundle:NAME`."""
         from orchestrator.campaign import zip_patterns
 
-        key = patterns_dir.resolve()
+        key = source if isinstance(source, str) else source.resolve()
         with self._lock:
             if key not in self._archives:
                 dest = self.build_dir / f"patterns-{len(self._archives)}.zip"

@@ -31,10 +31,14 @@ def _as_list(value: Any, name: str, host: str) -> tuple[str, ...]:
 
 def _plan(ctx: ActionContext, args: dict[str, Any], scan_type: str) -> ScanPlan:
     patterns = args.get("patterns")
-    patterns_dir = ctx.run.playbook_dir / patterns if patterns else ctx.run.default_patterns
+    source: str | Path = ctx.run.default_patterns
+    if patterns and str(patterns).startswith("bundle:"):
+        source = str(patterns)
+    elif patterns:
+        source = ctx.run.playbook_dir / patterns
     zip_path, has_yara = (None, False)
     if scan_type != "asset":
-        zip_path, has_yara = ctx.run.archives.get(Path(patterns_dir))
+        zip_path, has_yara = ctx.run.archives.get(source)
     timeouts = ctx.run.timeouts
     if ctx.timeout:
         timeouts = replace(timeouts, scan=ctx.timeout)

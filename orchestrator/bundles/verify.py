@@ -193,3 +193,44 @@ def verify_bundle(
 ) -> Manifest:
     """Verify ``bundle_file`` (see module doc); return its manifest or raise BundleError."""
     return read_bundle(bundle_file, trusted_keys, installed_version, today).manifest
+
+
+def verify_installed(
+    bundle_dir: Path, trusted_keys: list[Path], today: date | None = None
+) -> tuple[Manifest, dict[str, bytes]]:
+    """Check an installed bundle again before a scan uses it: the signature of its manifest,
+    every file's size and SHA-256, no file more or less, and that it has not expired. The
+    store sits on the controller's disk; what is pushed to plant hosts must be what was signed."""
+    fail = lambda msg: BundleError(msg, path=str(bundle_dir))  # noqa: E731
+    keys = [load_public_key(p) for p in trusted_keys]
+    if not keys:
+        raise fail("no trusted public keys configured")
+    try:
+        manifest_bytes = (bundle_dir / MANIFEST_NAME).read_bytes()
+        signature_text = (bundle_dir / SIGNATURE_NAME).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"cannot read the installed manifest or signature: {exc}") from None
+    _check_signature(bundle_dir, manifest_bytes, signature_text, keys)
+    try:
+        manifest = parse_manifest(manifest_bytes)
+    except ManifestError as exc:
+        raise fail(str(exc)) from exc
+    root = bundle_dir / PATTERNS_DIR
+    present = {
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()
+    }
+    listed = {f.path for f in manifest.files}
+    if present != listed:
+        odd = sorted(present ^ listed)[:3]
+        raise fail(f"installed files differ from the signed manifest: {', '.join(odd)}")
+    files: dict[str, bytes] = {}
+    for entry in manifest.files:
+        path = root / entry.path
+        if path.is_symlink():
+            raise fail(f"installed file {entry.path!r} is a symlink")
+        data = path.read_bytes()
+        if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise fail(f"installed file {entry.path!r} differs from the signed manifest")
+        files[entry.path] = data
+    check_freshness(bundle_dir, manifest, None, today or date.today())
+    return manifest, files

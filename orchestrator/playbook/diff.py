@@ -13,16 +13,16 @@ from typing import Any
 
 
 def previous_log(out: Path, current_run: str, file_name: str) -> dict[str, Any] | None:
-    """The newest earlier run folder's `file_name` (run ids sort by time)."""
-    runs = sorted((p for p in out.iterdir() if p.is_dir() and p.name < current_run), reverse=True)
-    for run in runs:
-        path = run / file_name
-        if path.is_file():
-            try:
-                return json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return None
-    return None
+    """The host's log from the most recent other run in `out` (by when the log was written:
+    run ids only resolve seconds, and two runs can start within one)."""
+    candidates = [p / file_name for p in out.iterdir() if p.is_dir() and p.name != current_run]
+    written = [(c.stat().st_mtime_ns, c) for c in candidates if c.is_file()]
+    if not written:
+        return None
+    try:
+        return json.loads(max(written)[1].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def findings_diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

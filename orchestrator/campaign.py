@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from orchestrator import __version__, payload
+from orchestrator import __version__, exit_codes, payload
 from orchestrator.connections import SSHOptions, Target, Timeouts
 from orchestrator.display import Reporter, recap
 from orchestrator.errors import UsageError
@@ -48,17 +48,13 @@ class ScanRequest:
     wheel_dir: Path | None = None
 
 
-EXIT_INTERRUPTED = 130
-
-
-def exit_code(results: list[HostResult]) -> int:
-    """0 all clean; 1 findings; 2 a host failed or was unreachable; 3 both."""
-    code = 0
-    if any(r.status == "findings" for r in results):
-        code |= 1
-    if any(r.status in ("failed", "unreachable") for r in results):
-        code |= 2
-    return code
+def exit_code(results: list[HostResult], interrupted: bool = False) -> int:
+    """The run's exit code from its host results (see orchestrator.exit_codes)."""
+    return exit_codes.for_run(
+        findings=any(r.status == "findings" for r in results),
+        failed=any(r.status in ("failed", "unreachable") for r in results),
+        interrupted=interrupted,
+    )
 
 
 def zip_patterns(patterns: str | Path, dest: Path) -> tuple[Path, bool]:
@@ -143,7 +139,7 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
             reporter.close()
     journal.finished()
     results = outcome.results
-    code = EXIT_INTERRUPTED if outcome.interrupted else exit_code(results)
+    code = exit_code(results, outcome.interrupted)
     write_json_atomic(
         run.summary(),
         {

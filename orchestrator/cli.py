@@ -18,19 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from orchestrator import __version__
+from orchestrator import __version__, exit_codes
 from orchestrator.errors import PlantsweepError, UsageError
 
 if TYPE_CHECKING:
     from orchestrator.connections import Timeouts
-
-# Exit codes (documented in the README): bits so that findings and failures can combine.
-EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_HOST_FAILED = 2
-EXIT_USAGE = 4
-EXIT_INTERRUPTED = 130
-EXIT_INTERNAL = 250
 
 # Plant hosts' interpreters and machines the wheel cache is filled for by default (no wheel
 # exists for 3.6: those hosts scan with hash IOCs only).
@@ -286,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("ERROR: interrupted by the user", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return exit_codes.INTERRUPTED
     except Exception as exc:  # a bug, not a user error: say so, keep the trace for -debug
         if os.environ.get("PLANTSWEEP_DEBUG"):
             traceback.print_exc()
@@ -295,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rerun with PLANTSWEEP_DEBUG=1 for details",
             file=sys.stderr,
         )
-        return EXIT_INTERNAL
+        return exit_codes.INTERNAL
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -332,7 +324,7 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
         print(dumps(render_host(inv, args.host)))
     else:
         print(render_graph(inv, args.graph, show_vars=args.vars))
-    return EXIT_OK
+    return exit_codes.OK
 
 
 def _split_tags(values: list[str]) -> set[str] | None:
@@ -355,11 +347,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     tags, skip_tags = _split_tags(args.tags), _split_tags(args.skip_tags)
     if args.syntax_check:
         print(f"playbook: {playbook.path}")
-        return EXIT_OK
+        return exit_codes.OK
     inventory = load_inventory(args.inventory, extra_vars=parse_extra_vars(args.extra_vars))
     if args.list_tasks:
         print(describe(playbook, tags=tags, skip_tags=skip_tags))
-        return EXIT_OK
+        return exit_codes.OK
     if args.list_hosts:
         print(f"\nplaybook: {playbook.path}")
         for number, play in enumerate(playbook.plays, start=1):
@@ -369,7 +361,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"    hosts ({len(hosts)}):")
             for host in hosts:
                 print(f"      {host.name}")
-        return EXIT_OK
+        return exit_codes.OK
     password = getpass.getpass("SSH password: ") if args.ask_pass else None
     options = RunOptions(
         check=args.check,
@@ -459,7 +451,7 @@ def _cmd_cleanup(args: argparse.Namespace) -> int:
         f"cleanup: {len(outcomes) - failed} removed, {failed} not removed "
         f"({len(journals)} run journal(s) in {directory})"
     )
-    return EXIT_HOST_FAILED if failed else EXIT_OK
+    return exit_codes.HOST_FAILED if failed else exit_codes.OK
 
 
 def _cmd_wheels(args: argparse.Namespace) -> int:
@@ -473,7 +465,7 @@ def _cmd_wheels(args: argparse.Namespace) -> int:
         target = f"cp{w.python_version[0]}{w.python_version[1]} {w.platform}"
         print(f"{target:<24} {w.path.name if w.path else 'none: ' + str(w.error)}")
     print(f"wheel cache: {wheel_dir}")
-    return EXIT_OK
+    return exit_codes.OK
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:

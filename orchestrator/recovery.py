@@ -15,6 +15,7 @@ from orchestrator.connections import SSHOptions, Timeouts, make_connection
 from orchestrator.errors import HostError, HostUnreachable, PlantsweepError
 from orchestrator.journal import Journal, Leftover, leftovers
 from orchestrator.runner import run_hosts
+from orchestrator.session import json_answer
 
 
 @dataclass
@@ -53,13 +54,11 @@ def _clean_one(
             parent = str(PurePosixPath(left.temp_dir).parent)
             command = hostside.cleanup_command(target.python_interpreter, left.temp_dir, parent, "")
             result = conn.run(command, timeouts.command)
-            data = json.loads(result.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
+            data = json_answer(result, target.name, "the cleanup command")
     except HostUnreachable as exc:
         return CleanupOutcome(left, False, f"unreachable: {exc.message}")
     except HostError as exc:
         return CleanupOutcome(left, False, exc.message)
-    except (ValueError, IndexError):
-        return CleanupOutcome(left, False, "the cleanup command gave no usable answer")
     if data.get("removed") is not True:
         return CleanupOutcome(left, False, "; ".join(data.get("errors") or ["still present"]))
     Journal(path).removed(target.name, left.temp_dir)

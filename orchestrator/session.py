@@ -67,7 +67,8 @@ class CleanupProof:
         }
 
 
-def _json_line(result: CommandResult, host: str, what: str) -> dict[str, Any]:
+def json_answer(result: CommandResult, host: str, what: str) -> dict[str, Any]:
+    """The JSON object a host-side script printed last; StepFailed if there is none."""
     try:
         return json.loads(result.stdout.decode("utf-8", "surrogateescape").strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -234,7 +235,7 @@ class HostSession:
                 hostside.cleanup_command(facts.python, facts.temp_dir, parent, facts.home),
                 self.timeouts.command,
             )
-            return _json_line(result, self.name, "cleanup")
+            return json_answer(result, self.name, "cleanup")
         marker = "@@" + secrets.token_hex(6)
         result = self.conn.run(
             hostside.quick_cleanup_command(facts.temp_dir, parent, facts.home, marker),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator import exit_codes
 from orchestrator import payload as payloads
 from orchestrator.actions import ACTIONS, ActionContext, Outcome, PatternArchives, RunContext
 from orchestrator.connections import SSHOptions, Timeouts, make_connection
@@ -35,8 +36,6 @@ from orchestrator.results import RunFolder, new_run_id, utc_now, write_json_atom
 from orchestrator.runner import run_hosts
 from orchestrator.session import HostSession
 from orchestrator.targets import target_for
-
-EXIT_INTERRUPTED = 130
 
 
 @dataclass
@@ -156,12 +155,11 @@ class PlaybookRun:
 
     @staticmethod
     def _exit_code(stats: list[HostStats], interrupted: bool) -> int:
-        if interrupted:
-            return EXIT_INTERRUPTED
-        code = 1 if any(s.findings for s in stats) else 0
-        if any(s.failed or s.unreachable or s.cleanup == "NOT PROVEN" for s in stats):
-            code |= 2
-        return code
+        return exit_codes.for_run(
+            findings=any(s.findings for s in stats),
+            failed=any(s.failed or s.unreachable or s.cleanup == "NOT PROVEN" for s in stats),
+            interrupted=interrupted,
+        )
 
     def _play(self, play: Play, context: RunContext) -> tuple[bool, bool]:
         hosts = [

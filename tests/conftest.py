@@ -28,7 +28,11 @@ from tests.harness import Fleet  # noqa: E402
 #   10.203.101-199.0/24  fresh fleets from `make_fleet` (ids "pf1".."pf99")
 #   10.203.250-251.0/24  harness self-tests of the CLI / debugging
 #   10.204.0.0/24        the demo (`python -m tests.harness up`, id "demo")
-PLANT_NETWORK = "10.203.1.0/24"
+#   PLANTSWEEP_TEST_SLOT=N (1-3) moves a whole pytest session to its own ids and addresses
+#   (plant 10.205.{50N}.0/24, fresh fleets 10.205.{50N+k}.0/24, k <= 49), so that several
+#   sessions can run side by side on one machine.
+TEST_SLOT = int(os.environ.get("PLANTSWEEP_TEST_SLOT", "0") or 0)
+PLANT_NETWORK = f"10.205.{50 * TEST_SLOT}.0/24" if TEST_SLOT else "10.203.1.0/24"
 PLANT_PYTHONS = {"plant-host-02": "3.6", "plant-host-03": "3.8"}
 _fresh_ids = itertools.count(1)
 
@@ -53,7 +57,7 @@ def plant() -> Iterator[Fleet]:
     _require_plant()
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
-    fleet = Fleet(5, fleet_id="pt", network=PLANT_NETWORK, pythons=PLANT_PYTHONS)
+    fleet = Fleet(5, fleet_id=f"pt{TEST_SLOT or ''}", network=PLANT_NETWORK, pythons=PLANT_PYTHONS)
     with fleet:
         yield fleet
 
@@ -68,9 +72,14 @@ def make_fleet() -> Iterator[Callable[..., Fleet]]:
     fleets: list[Fleet] = []
 
     def make(hosts: int = 2, **kwargs: Any) -> Fleet:
-        k = (next(_fresh_ids) - 1) % 99 + 1
-        kwargs.setdefault("fleet_id", f"pf{k}")
-        kwargs.setdefault("network", f"10.203.{100 + k}.0/24")
+        if TEST_SLOT:
+            k = (next(_fresh_ids) - 1) % 49 + 1
+            kwargs.setdefault("fleet_id", f"s{TEST_SLOT}f{k}")
+            kwargs.setdefault("network", f"10.205.{50 * TEST_SLOT + k}.0/24")
+        else:
+            k = (next(_fresh_ids) - 1) % 99 + 1
+            kwargs.setdefault("fleet_id", f"pf{k}")
+            kwargs.setdefault("network", f"10.203.{100 + k}.0/24")
         fleet = Fleet(hosts, **kwargs)
         fleets.append(fleet)
         fleet.up()

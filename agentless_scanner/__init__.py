@@ -14,7 +14,7 @@ The log format is documented by ``scan-log.schema.json`` in this package.
 __version__ = "1.0.0"
 
 #: Version of the scan-log format (``schema_version`` in every log).
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 
 #: File name of the JSON Schema shipped inside this package.
 SCHEMA_FILE = "scan-log.schema.json"

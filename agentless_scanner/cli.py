@@ -3,7 +3,9 @@
     python3 -I -B scanner.pyz --type quick|full|folders|asset [--path P ...]
         [--patterns DIR] [--wheel-dir DIR] --out FILE [--scan-id ID] [--host-name NAME]
         [--max-size BYTES] [--deadline SECONDS] [--include-mounts TYPE,...]
-        [--exclude PATH ...]
+        [--exclude PATH ...] [--threads N] [--low-impact] [--cpu-limit PCT]
+        [--all-types] [--scan-archives [--archive-depth N] [--archive-max-size BYTES]]
+        [--verdicts FILE] [--since FILE] [--files-out FILE]
 
 Prints one JSON line to stdout at the end:
 ``{"out": FILE, "files_scanned": N, "findings": N, "errors": N}``.
@@ -24,7 +26,7 @@ import os
 import sys
 import traceback
 
-from agentless_scanner import mounts, scanlog
+from agentless_scanner import archives, impact, mounts, scanlog
 from agentless_scanner.patterns import PatternArchiveError, unpack_pattern_archive
 from agentless_scanner.scanner import run
 
@@ -103,6 +105,50 @@ def build_parser():
         metavar="PATH",
         help="file or directory never scanned, in any scan type (repeatable)",
     )
+    perf = parser.add_argument_group("speed and impact")
+    perf.add_argument(
+        "--threads",
+        type=int,
+        help="scanner threads (default: the CPUs, at most %d)" % impact.MAX_DEFAULT_THREADS,
+    )
+    perf.add_argument(
+        "--low-impact",
+        action="store_true",
+        help="one thread, lowest CPU and I/O priority, --cpu-limit %d unless given"
+        % impact.LOW_IMPACT_CPU_LIMIT,
+    )
+    perf.add_argument(
+        "--cpu-limit",
+        type=int,
+        metavar="PCT",
+        help="keep the scanner's CPU time at or below PCT%% of one CPU",
+    )
+    perf.add_argument(
+        "--all-types",
+        action="store_true",
+        help="quick scan: match every file, not only executables, scripts, macro documents "
+        "and archives",
+    )
+    perf.add_argument(
+        "--scan-archives", action="store_true", help="also scan the members of zip archives"
+    )
+    perf.add_argument(
+        "--archive-depth",
+        type=int,
+        help="zip archives nested deeper than this are not opened (default %d)"
+        % archives.Limits().max_depth,
+    )
+    perf.add_argument(
+        "--archive-max-size",
+        type=int,
+        metavar="BYTES",
+        help="skip zip members larger than this uncompressed (default %d)"
+        % archives.Limits().max_member_size,
+    )
+    cache = parser.add_argument_group("work done before (written by the controller)")
+    cache.add_argument("--verdicts", metavar="FILE", help="fleet verdict cache (gzip JSON)")
+    cache.add_argument("--since", metavar="FILE", help="the host's previous scan (gzip JSON)")
+    cache.add_argument("--files-out", metavar="FILE", help="write the per-file index here")
     return parser
 
 
@@ -114,6 +160,18 @@ def parse_args(argv):
         raise UsageError("--path is only valid with --type folders")
     if args.max_size < 0:
         raise UsageError("--max-size must be >= 0")
+    if args.threads is not None and not 1 <= args.threads <= 64:
+        raise UsageError("--threads must be 1-64")
+    if args.cpu_limit is not None and not 1 <= args.cpu_limit <= 100:
+        raise UsageError("--cpu-limit must be 1-100 (percent of one CPU)")
+    for name in ("archive_depth", "archive_max_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError("--%s must be >= 1" % name.replace("_", "-"))
+    for name in ("verdicts", "since"):
+        value = getattr(args, name)
+        if value is not None and not os.path.isfile(value):
+            raise UsageError("--%s %s is not a file" % (name, value))
     if args.deadline is not None and not args.deadline > 0:
         raise UsageError("--deadline must be > 0 seconds")
     tokens = [t.strip() for t in args.include_mounts.split(",") if t.strip()]

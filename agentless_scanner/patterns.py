@@ -2,10 +2,16 @@
 
 Files (searched recursively, symlinks ignored and reported):
 
-- ``*.txt``, ``*.ioc``, ``*.hashes``: hash IOCs, one per line: ``HASH``, ``HASH;description``
-  or ``HASH description``; ``#`` starts a comment line; blank lines are ignored. MD5, SHA-1
-  and SHA-256 are told apart by length (32/40/64 hex digits). A bad line is a pattern error
-  (file, line, message) and the rest of the file still loads.
+- ``*.txt``, ``*.ioc``, ``*.hashes``: hash IOCs, one per line: ``HASH``, ``HASH;description``,
+  ``HASH;SCORE;description`` or ``HASH description``; ``#`` starts a comment line; blank lines
+  are ignored. MD5, SHA-1 and SHA-256 are told apart by length (32/40/64 hex digits). SCORE is
+  0-100 (default ``scoring.DEFAULT_HASH_SCORE``). A bad line is a pattern error (file, line,
+  message) and the rest of the file still loads.
+- ``*.filenames``: filename/path IOCs in LOKI's format, one per line:
+  ``REGEX;SCORE`` or ``REGEX;SCORE;FALSE_POSITIVE_REGEX``. The regular expression (Python
+  syntax, case-insensitive) is searched in the file's full path as the host writes it; a path
+  that also matches the false-positive expression is not a finding. A ``#`` comment line is
+  the description of the entries below it, up to the next comment or blank line.
 - ``*.yar``, ``*.yara``: YARA rules, compiled together (see ``yara_engine``).
 - ``bundle.json`` (top level only): ``{"name", "version", "date"}``. Without it the metadata is
   computed: name = directory name, version = ``bundle_version()`` (first 12 hex digits),
@@ -21,10 +27,12 @@ import re
 import stat
 import zipfile
 
+from agentless_scanner import scoring
 from agentless_scanner.scanlog import display_path
 from agentless_scanner.timeutil import iso_utc
 
 HASH_SUFFIXES = (".txt", ".ioc", ".hashes")
+FILENAME_SUFFIXES = (".filenames",)
 YARA_SUFFIXES = (".yar", ".yara")
 BUNDLE_FILE = "bundle.json"
 HASH_LENGTHS = {32: "md5", 40: "sha1", 64: "sha256"}
@@ -44,7 +52,8 @@ class PatternSet(object):
         self.source = None  # "bundle.json" | "computed" | None (no pattern dir)
         self.files = []  # [(relpath posix, abspath)] of every pattern file
         self.yara_files = []  # subset of files
-        self.hashes = {}  # lower-case hex -> {algo, description, source, line}
+        self.hashes = {}  # lower-case hex -> {algo, description, score, source, line}
+        self.filename_iocs = []  # [FilenameIOC]
         self.errors = []  # [{file, line?, message}]
         self.errors_omitted = 0
         self.yara_rules = 0  # filled in after compiling
@@ -67,6 +76,7 @@ class PatternSet(object):
             "files": len(self.files),
             "yara_rules": self.yara_rules,
             "hash_iocs": len(self.hashes),
+            "filename_iocs": len(self.filename_iocs),
             "errors": self.errors,
             "errors_omitted": self.errors_omitted,
         }
@@ -79,7 +89,7 @@ def empty_patterns():
 
 def is_pattern_file(name):
     lower = name.lower()
-    return lower.endswith(HASH_SUFFIXES) or lower.endswith(YARA_SUFFIXES)
+    return lower.endswith(HASH_SUFFIXES + YARA_SUFFIXES + FILENAME_SUFFIXES)
 
 
 def list_pattern_files(root, errors=None):
@@ -144,15 +154,22 @@ def bundle_version(files):
 
 
 def parse_hash_line(text):
-    """Parse one IOC line. Returns None for blank/comment lines, else (hash, algo, desc).
+    """Parse one IOC line. Returns None for blank/comment lines, else
+    (hash, algo, description, score).
 
     Raises ValueError with a message for a malformed line.
     """
     line = text.strip()
     if not line or line.startswith("#"):
         return None
+    score = scoring.DEFAULT_HASH_SCORE
     if ";" in line:
         value, _, description = line.partition(";")
+        first, sep, rest = description.partition(";")
+        if sep and first.strip().isdigit():
+            if int(first) > 100:
+                raise ValueError("score %s is not 0-100" % first.strip())
+            score, description = int(first), rest
     else:
         parts = line.split(None, 1)
         value = parts[0]
@@ -164,7 +181,59 @@ def parse_hash_line(text):
         raise ValueError(
             "not an MD5, SHA-1 or SHA-256 hex digest (32/40/64 hex digits): %r" % shown
         )
-    return value.lower(), HASH_LENGTHS[len(value)], description
+    return value.lower(), HASH_LENGTHS[len(value)], description, score
+
+
+class FilenameIOC(object):
+    __slots__ = ("regex", "score", "false_positive", "description", "source", "line")
+
+    def __init__(self, regex, score, false_positive, description, source, line):
+        self.regex = regex
+        self.score = score
+        self.false_positive = false_positive
+        self.description = description
+        self.source = source
+        self.line = line
+
+    def matches(self, path):
+        return bool(self.regex.search(path)) and not (
+            self.false_positive is not None and self.false_positive.search(path)
+        )
+
+
+def parse_filename_line(text):
+    """``REGEX;SCORE[;FP_REGEX]`` -> (regex, score, fp_regex or None). Raises ValueError."""
+    parts = text.strip().split(";")
+    if len(parts) < 2 or len(parts) > 3:
+        raise ValueError("expected REGEX;SCORE or REGEX;SCORE;FALSE_POSITIVE_REGEX")
+    if not parts[1].strip().isdigit() or int(parts[1]) > 100:
+        raise ValueError("score %r is not an integer 0-100" % parts[1].strip())
+    try:
+        regex = re.compile(parts[0], re.IGNORECASE)
+        fp = re.compile(parts[2], re.IGNORECASE) if len(parts) == 3 and parts[2] else None
+    except re.error as exc:
+        raise ValueError("bad regular expression: %s" % exc) from None
+    return regex, int(parts[1]), fp
+
+
+def load_filename_file(patterns, rel, path):
+    with open(path, "rb") as fh:
+        text = fh.read().decode("utf-8", "replace")
+    description = ""
+    for number, line in enumerate(text.lstrip("\ufeff").splitlines(), 1):
+        stripped = line.strip()
+        if not stripped:
+            description = ""
+            continue
+        if stripped.startswith("#"):
+            description = stripped.lstrip("#").strip()
+            continue
+        try:
+            regex, score, fp = parse_filename_line(stripped)
+        except ValueError as exc:
+            patterns.error(rel, str(exc), line=number)
+            continue
+        patterns.filename_iocs.append(FilenameIOC(regex, score, fp, description, rel, number))
 
 
 def load_hash_file(patterns, rel, path):
@@ -181,11 +250,12 @@ def load_hash_file(patterns, rel, path):
             continue
         if parsed is None:
             continue
-        value, algo, description = parsed
+        value, algo, description, score = parsed
         if value not in patterns.hashes:
             patterns.hashes[value] = {
                 "algo": algo,
                 "description": description,
+                "score": score,
                 "source": rel,
                 "line": number,
             }
@@ -257,8 +327,9 @@ def load_patterns(root):
         if rel.lower().endswith(YARA_SUFFIXES):
             patterns.yara_files.append((rel, path))
             continue
+        loader = load_filename_file if rel.lower().endswith(FILENAME_SUFFIXES) else load_hash_file
         try:
-            load_hash_file(patterns, rel, path)
+            loader(patterns, rel, path)
         except OSError as exc:
             patterns.error(rel, "cannot read: %s" % exc)
     bundle = os.path.join(root, BUNDLE_FILE)

@@ -17,6 +17,7 @@ import base64
 import contextlib
 import json
 import os
+import threading
 
 SKIPPED = "skipped"
 ERROR = "error"
@@ -57,7 +58,7 @@ ERROR_KINDS = (
     "internal-error",  # a bug: the file is skipped, the scan goes on
 )
 
-NOTE_KINDS = ("changed-during-scan",)
+NOTE_KINDS = ("changed-during-scan", "archive")
 
 
 def path_fields(raw):
@@ -83,9 +84,12 @@ def display_path(raw):
 
 
 class Recorder(object):
-    """Counts and lists skips, errors and notes (see module docstring for the caps)."""
+    """Counts and lists skips, errors and notes (see module docstring for the caps).
+
+    Thread-safe: scanner worker threads record into one Recorder."""
 
     def __init__(self):
+        self._lock = threading.Lock()
         self.skipped = {}
         self.notes = {}
         self.error_count = 0
@@ -113,16 +117,19 @@ class Recorder(object):
         self.entries.append(entry)
 
     def skip(self, path, reason, message):
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
-        self._add(SKIPPED, reason, path, message)
+        with self._lock:
+            self.skipped[reason] = self.skipped.get(reason, 0) + 1
+            self._add(SKIPPED, reason, path, message)
 
     def error(self, path, kind, message):
-        self.error_count += 1
-        self._add(ERROR, kind, path, message)
+        with self._lock:
+            self.error_count += 1
+            self._add(ERROR, kind, path, message)
 
     def note(self, path, kind, message):
-        self.notes[kind] = self.notes.get(kind, 0) + 1
-        self._add(NOTE, kind, path, message)
+        with self._lock:
+            self.notes[kind] = self.notes.get(kind, 0) + 1
+            self._add(NOTE, kind, path, message)
 
 
 def _clean_str(text):

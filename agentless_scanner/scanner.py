@@ -11,9 +11,19 @@ import time
 import traceback
 import uuid
 
-from agentless_scanner import SCHEMA_VERSION, __version__, asset, scope, yara_engine
-from agentless_scanner.filescan import FileScanner
+from agentless_scanner import (
+    SCHEMA_VERSION,
+    __version__,
+    archives,
+    asset,
+    impact,
+    scope,
+    verdicts,
+    yara_engine,
+)
+from agentless_scanner.filescan import FileScanner, ScanOptions
 from agentless_scanner.patterns import empty_patterns, load_patterns
+from agentless_scanner.pool import ThreadedScan
 from agentless_scanner.scanlog import ERROR, Recorder, display_path
 from agentless_scanner.timeutil import iso_utc
 from agentless_scanner.walker import DeadlineReached, Walker, raise_fd_limit
@@ -75,6 +85,77 @@ class _Stop(object):
                 signal.signal(getattr(signal, name), self)
 
 
+def _finding_order(finding):
+    # Threads finish files in any order: the log lists findings in a stable order.
+    return (finding.get("path", ""), finding.get("archive_member", ""))
+
+
+def _options_key(args, archive_limits):
+    """Scanner options that change which findings a file can have (for --since)."""
+    return {
+        "max_size": args.max_size,
+        "archives": archive_limits.as_log() if archive_limits is not None else None,
+    }
+
+
+def _scan_options(args, patterns, yara, deadline_at):
+    """The FileScanner options and the performance record for the log."""
+    work = {"threads": args.threads or impact.default_threads()}
+    if args.low_impact:
+        work["threads"] = args.threads or 1
+        work["priority"] = impact.lower_priority()
+    cpu_limit = args.cpu_limit or (impact.LOW_IMPACT_CPU_LIMIT if args.low_impact else None)
+    archive_limits = None
+    if args.scan_archives:
+        archive_limits = archives.Limits()
+        if args.archive_depth:
+            archive_limits.max_depth = args.archive_depth
+        if args.archive_max_size:
+            archive_limits.max_member_size = args.archive_max_size
+    options = ScanOptions(
+        args.max_size,
+        deadline_at,
+        type_filter=args.scan_type == "quick" and not args.all_types,
+        archive_limits=archive_limits,
+        throttle=impact.CpuLimit(cpu_limit) if cpu_limit else None,
+    )
+    work["type_filter"] = options.type_filter
+    work["archives"] = archive_limits.as_log() if archive_limits is not None else None
+    rules_id = verdicts.rules_id(patterns.yara_files) if patterns.yara_files else None
+    patterns_id = verdicts.patterns_id(patterns.files) if patterns.root else None
+    options_key = _options_key(args, archive_limits)
+    work["rules_id"] = rules_id
+    work["patterns_id"] = patterns_id
+    notes = []
+    if args.verdicts:
+        if yara.content_rules is None:
+            notes.append("verdict cache not used: no content-only YARA rules")
+        else:
+            options.verdicts, why = verdicts.load_verdicts(args.verdicts, rules_id, yara.libyara)
+            if why:
+                notes.append("verdict cache not used: " + why)
+            else:
+                work["verdicts_loaded"] = len(options.verdicts.clean) + len(
+                    options.verdicts.matched
+                )
+    if args.since:
+        options.previous, why = verdicts.load_previous(args.since, patterns_id, options_key)
+        if why:
+            notes.append("--since not used: " + why)
+    if args.files_out:
+        options.index = verdicts.FileIndex(
+            args.files_out,
+            {
+                "rules_id": rules_id,
+                "libyara": yara.libyara,
+                "patterns_id": patterns_id,
+                "options": options_key,
+            },
+        )
+    work["notes"] = notes
+    return options, work
+
+
 def run(args, payload, argv):
     """Run the scan described by the parsed ``args``; return the log document."""
     started = time.time()
@@ -129,10 +210,18 @@ def run(args, payload, argv):
 
     if stop.reason:
         deadline_at = 0
-    scanner = FileScanner(recorder, patterns, yara, args.max_size, deadline_at)
+    options, work = _scan_options(args, patterns, yara, deadline_at)
+    options.all_types_under = tuple(
+        os.path.join(os.fsencode(entry["real"]), b"")
+        for entry in plan.walk_roots()
+        if entry["root"].category == "startup"
+    )
+    scanner = FileScanner(recorder, patterns, yara, options)
+    threads = work["threads"]
+    on_file = ThreadedScan(scanner, threads, recorder) if threads > 1 else scanner
     walker = Walker(
         recorder,
-        scanner,
+        on_file,
         plan.excluded_mountpoints(),
         plan.excluded_devs(),
         plan.scanner_dirs,
@@ -140,7 +229,7 @@ def run(args, payload, argv):
         mount_names=plan.mount_names(),
         excluded_paths=plan.user_excludes,
     )
-    stop.targets.extend((scanner, walker))
+    stop.targets.extend((scanner, walker, options))
     complete = True
     roots = plan.walk_roots()
     for index, entry in enumerate(roots):
@@ -153,6 +242,8 @@ def run(args, payload, argv):
             entry["log"]["status"] = "scanned"
         except DeadlineReached:
             complete = False
+            if on_file is not scanner:
+                on_file.close()  # the files still queued are recorded before the stop
             entry["log"]["status"] = "interrupted"
             for rest in roots[index + 1 :]:
                 rest["log"]["status"] = "not-reached"
@@ -179,8 +270,16 @@ def run(args, payload, argv):
                 "internal-error",
                 "%s: %s\n%s" % (type(exc).__name__, exc, traceback.format_exc(limit=5)),
             )
+    if on_file is not scanner:
+        on_file.close()
+    if options.index is not None:
+        options.index.close()
     yara.cleanup()
     finished = time.time()
+    work["cache_hits"] = options.verdicts.hits if options.verdicts is not None else 0
+    work["unchanged_since_last"] = options.previous.unchanged if options.previous else 0
+    if options.throttle is not None:
+        work.update(options.throttle.as_log())
 
     return {
         "schema_version": SCHEMA_VERSION,
@@ -218,11 +317,14 @@ def run(args, payload, argv):
             "skipped": dict(sorted(recorder.skipped.items())),
             "errors": recorder.error_count,
             "notes": dict(sorted(recorder.notes.items())),
+            "archive_members_scanned": scanner.members_scanned,
+            "yara_skipped_by_type": scanner.type_filtered,
             "findings": len(scanner.findings) + scanner.findings_omitted,
             "findings_omitted": scanner.findings_omitted,
             "duration_s": round(time.monotonic() - t0, 3),
         },
-        "findings": scanner.findings,
+        "performance": work,
+        "findings": sorted(scanner.findings, key=_finding_order),
         "errors": recorder.entries,
         "errors_omitted": dict(sorted(recorder.omitted.items())),
         "cleanup": None,

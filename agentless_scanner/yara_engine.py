@@ -11,21 +11,35 @@ Order of attempts:
 2. ``import yara`` from the interpreter's own site-packages (a distribution package).
 3. Otherwise YARA is unavailable: ``reason`` says why, and the scan goes on with hash IOCs.
 
-Rules: every ``*.yar``/``*.yara`` file is compiled together, each file in its own namespace
-(its relative path), with ``includes`` disabled (a bundle must be self-contained). If that
-fails, each file is compiled alone to find the broken ones; those are reported as pattern
-errors with the file name, and the remaining files are compiled together. The external
-variables ``filename``, ``filepath``, ``extension``, ``filetype`` and ``owner`` are defined
-as empty strings at compile time and set per file at match time (LOKI/THOR conventions:
-``extension`` includes the dot and is lower case, ``filetype`` is a short magic-number label
-such as ``EXE`` or ``ELF``).
+Rules come in two sets, so the controller can cache content verdicts per SHA-256:
+
+- ``content_rules``: rule files that use none of the external variables. Their result depends
+  on the bytes only. They are compiled *without* the externals, so a rule of this set cannot
+  read a path: a file that ``uses_externals`` wrongly took for a content file fails to compile
+  there and is moved to the path set (``compile_split``).
+- ``path_rules``: rule files that mention ``filename``, ``filepath``, ``extension``,
+  ``filetype`` or ``owner`` (see ``uses_externals``); compiled with the externals defined as
+  empty strings and set per file at match time (LOKI/THOR conventions: ``extension`` includes
+  the dot and is lower case, ``filetype`` is a short magic-number label such as ``EXE``).
+
+Where they come from (``compile_rules``): a signed bundle built by ``plantsweep patterns
+build`` carries both sets compiled on the controller (``compiled/content.yarc`` and
+``compiled/path.yarc``) and its ``bundle.json`` names the libyara that compiled them. When the
+loaded yara module has that same libyara they are loaded with ``yara.load()`` (no compiling on
+the host). Otherwise (other libyara, a plain folder of rules, a compiled file that does not
+load) every ``*.yar``/``*.yara`` file is compiled here, each file in its own namespace (its
+relative path) with ``includes`` disabled, and the log says why. A file that fails to compile
+is a pattern error naming the file (and the rule), never dropped silently; the others are
+compiled together.
 
 Matching uses ``match(data=...)`` on the bytes that were already read for hashing, so each
 file is read once, YARA sees exactly the hashed bytes, and YARA never opens a path itself
 (no symlink or FIFO surprises). Memory is bounded by ``--max-size``.
 """
 
+import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -35,6 +49,26 @@ from agentless_scanner import wheels
 
 EXTERNALS = ("filename", "filepath", "extension", "filetype", "owner")
 MATCH_TIMEOUT_S = 60
+
+#: The yara-python release plantsweep pins (pyproject.toml and orchestrator/payload.py use this
+#: one): the controller compiles bundles with it, so hosts must load the same libyara.
+YARA_PYTHON_VERSION = "4.5.1"
+
+#: Compiled rule sets inside a bundle's pattern folder (relative POSIX paths).
+COMPILED_CONTENT = "compiled/content.yarc"
+COMPILED_PATH = "compiled/path.yarc"
+
+# A bare word naming an external variable: not a $string, #count, @offset or !length
+# reference and not part of a longer identifier. Searched after comments and "text strings"
+# are blanked out; regular expressions and tags are kept, so the word there also counts.
+# Erring that way only moves a content rule file to the path set (slower, never wrong). The
+# other way round cannot go unnoticed: the content set is compiled without the externals, so
+# a file that uses one fails there with "undefined identifier" and is moved (compile_split).
+_EXTERNAL_RE = re.compile(r"(?<![$#@!\w])(?:%s)(?!\w)" % "|".join(EXTERNALS))
+_NOT_CODE_RE = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:[^"\\\n]|\\.)*"', re.S)
+_EXTERNAL_ERROR_RE = re.compile(r'undefined identifier "(?:%s)"' % "|".join(EXTERNALS))
+_RULE_RE = re.compile(r"^[ \t]*(?:(?:private|global)[ \t]+)*rule[ \t]+([A-Za-z_][A-Za-z0-9_]*)")
+_ERROR_RE = re.compile(r"^(.*)\((\d+)\): (.*)$", re.S)
 
 # (offset, magic, label). Labels follow the THOR/LOKI ``filetype`` values used in public
 # rule sets (for example signature-base uses "EXE", "ELF", "MACH-O", "RTF", "MDMP").
@@ -75,8 +109,14 @@ class Yara(object):
         self.source = None  # "wheel" | "interpreter"
         self.wheel = None
         self.scratch = None
-        self.rules = None
-        self.rule_count = 0
+        self.content_rules = None  # yara.Rules: files that use no external variable
+        self.path_rules = None  # yara.Rules: files that use filename, filepath, ...
+        self.rules = None  # tuple of the sets above that exist (None if neither)
+        self.rule_count = 0  # content + path
+        self.content_count = 0
+        self.path_count = 0
+        self.compiled_from = None  # "bundle" | "source"
+        self.compile_note = None  # why the rules were compiled from source
 
     def as_log(self):
         return {
@@ -86,6 +126,10 @@ class Yara(object):
             "source": self.source,
             "wheel": self.wheel,
             "rules_loaded": self.rule_count,
+            "compiled_from": self.compiled_from,
+            "compile_note": self.compile_note,
+            "content_rules": self.content_count,
+            "path_rules": self.path_count,
             "reason": self.reason,
         }
 
@@ -119,6 +163,19 @@ def _unpack(wheel_path, target):
         archive.extractall(target, members=_safe_members(archive))
 
 
+def _select_pinned(names, python_version, machine, libc, libc_version):
+    """The pinned yara-python wheel if the folder has one for this host, else the best other
+    (its libyara differs, so a bundle's compiled rules are then compiled again here)."""
+    pinned = [
+        n for n in names if (wheels.parse_wheel_name(n) or {}).get("version") == YARA_PYTHON_VERSION
+    ]
+    if pinned:
+        chosen, why = wheels.select_wheel(pinned, python_version, machine, libc, libc_version)
+        if chosen is not None:
+            return chosen, why
+    return wheels.select_wheel(names, python_version, machine, libc, libc_version)
+
+
 def _import_yara():
     import yara
 
@@ -142,9 +199,7 @@ def load_yara(wheel_dir, scratch_parent, want=True):
             except OSError as exc:
                 names = []
                 reasons.append("cannot list wheel dir %s: %s" % (wheel_dir, exc.strerror))
-            chosen, why = wheels.select_wheel(
-                names, sys.version_info[:2], machine, libc, libc_version
-            )
+            chosen, why = _select_pinned(names, sys.version_info[:2], machine, libc, libc_version)
             if chosen is None:
                 reasons.append(why)
             else:
@@ -191,36 +246,236 @@ def _count_rules(rules):
         return 0
 
 
+# -- which set a rule file belongs to (also used by the controller's bundle build) -----------
+
+
+def uses_externals(source):
+    """True if a rule file's text (str or bytes) may use an external variable."""
+    if isinstance(source, bytes):
+        source = source.decode("latin-1")
+    return _EXTERNAL_RE.search(_NOT_CODE_RE.sub(" ", source)) is not None
+
+
+def split_by_scope(files, read=None):
+    """Split ``[(rel, path)]`` into ``(content_files, path_files, unreadable)``.
+
+    ``unreadable`` is ``[(rel, message)]``. ``read(path) -> bytes`` defaults to reading the file.
+    """
+    content, path, unreadable = [], [], []
+    for rel, filepath in files:
+        try:
+            if read is not None:
+                data = read(filepath)
+            else:
+                with open(filepath, "rb") as fh:
+                    data = fh.read()
+        except (IOError, OSError) as exc:
+            unreadable.append((rel, "cannot read: %s" % (exc.strerror or exc)))
+            continue
+        (path if uses_externals(data) else content).append((rel, filepath))
+    return content, path, unreadable
+
+
+def rule_at_line(source, line):
+    """Name of the rule declared at or before ``line`` (1-based) of ``source``, or None.
+
+    Line 0 is what libyara reports for an error at the end of the file: the last rule.
+    """
+    if isinstance(source, bytes):
+        source = source.decode("latin-1")
+    name = None
+    for number, text in enumerate(source.splitlines(), 1):
+        if line and number > line:
+            break
+        m = _RULE_RE.match(text)
+        if m:
+            name = m.group(1)
+    return name
+
+
+def parse_compile_error(message):
+    """``(file, line, reason)`` of a yara compile error ``"FILE(LINE): REASON"``;
+    ``(None, None, message)`` if it has another shape."""
+    m = _ERROR_RE.match(message)
+    if not m:
+        return None, None, message
+    return m.group(1), int(m.group(2)), m.group(3)
+
+
+def describe_place(rule, line):
+    """``"rule R, line L: "`` (or the parts known) for an error message; line 0 is not shown."""
+    parts = []
+    if rule:
+        parts.append("rule %s" % rule)
+    if line:
+        parts.append("line %d" % line)
+    return ", ".join(parts) + ": " if parts else ""
+
+
+def compile_set(yara, files, externals):
+    """Compile ``[(rel, path)]`` together, one namespace per file, includes disabled.
+
+    Returns ``(rules or None, broken)``, ``broken`` = ``[(rel, line or None, reason)]`` for
+    every file that does not compile alone; the others are compiled together. Raises nothing
+    for a bad rule file.
+    """
+    if not files:
+        return None, []
+    kwargs = {"includes": False}
+    if externals:
+        kwargs["externals"] = dict(externals)
+    try:
+        return yara.compile(filepaths=dict(files), **kwargs), []
+    except Exception:
+        pass
+    # One message names one file only: compile each file alone to find every broken one.
+    good, broken = {}, []
+    for rel, filepath in sorted(files):
+        try:
+            yara.compile(filepaths={rel: filepath}, **kwargs)
+            good[rel] = filepath
+        except Exception as exc:
+            _file, line, reason = parse_compile_error(str(exc))
+            broken.append((rel, line, reason))
+    if not good:
+        return None, broken
+    try:
+        return yara.compile(filepaths=good, **kwargs), broken
+    except Exception as exc:
+        reason = "compiled together with the other files: %s" % exc
+        return None, broken + [(rel, None, reason) for rel in sorted(good)]
+
+
+def compile_split(yara, files, read=None):
+    """Compile rule files ``[(rel, path)]`` into the content and the path set.
+
+    Returns ``(content_rules, path_rules, broken, unreadable)``: ``broken`` as ``compile_set``
+    gives it, ``unreadable`` as ``split_by_scope`` does. The controller's bundle build and the
+    host's compile from source both use this, so they split the same way.
+    """
+    content_files, path_files, unreadable = split_by_scope(files, read)
+    content, broken = compile_set(yara, content_files, None)
+    # A file that uses an external variable after all belongs to the path set.
+    moved = set(rel for rel, _line, reason in broken if _EXTERNAL_ERROR_RE.search(reason))
+    if moved:
+        broken = [b for b in broken if b[0] not in moved]
+        path_files = sorted(path_files + [f for f in content_files if f[0] in moved])
+    externals = dict((name, "") for name in EXTERNALS)
+    path, more = compile_set(yara, path_files, externals)
+    return content, path, sorted(broken + more), unreadable
+
+
+# -- loading the rules on the host -----------------------------------------------------------
+
+
+def _bundle_libyara(root):
+    """``(libyara, counts)`` from the pattern dir's bundle.json, or ``(None, None)``."""
+    try:
+        with open(os.path.join(root, "bundle.json"), "rb") as fh:
+            data = json.loads(fh.read().decode("utf-8"))
+    except (IOError, OSError, ValueError):
+        return None, None
+    if not isinstance(data, dict) or not isinstance(data.get("libyara"), str):
+        return None, None
+    counts = (data.get("content_rules"), data.get("path_rules"))
+    return data["libyara"], counts
+
+
+def _load_compiled(engine, root):
+    """Load the bundle's compiled sets. Returns None on success, else why not."""
+    libyara, counts = _bundle_libyara(root)
+    present = [
+        rel for rel in (COMPILED_CONTENT, COMPILED_PATH) if os.path.isfile(os.path.join(root, rel))
+    ]
+    if not present:
+        return "the pattern set has no compiled rules: compiled from source"
+    if libyara is None:
+        return "the pattern set does not say which libyara compiled its rules: compiled from source"
+    if libyara != engine.libyara:
+        return "libyara %s differs from the bundle's %s: compiled from source" % (
+            engine.libyara,
+            libyara,
+        )
+    yara = engine.module
+    loaded = {}
+    for rel in present:
+        path = os.path.join(root, *rel.split("/"))
+        try:
+            loaded[rel] = yara.load(filepath=path)
+        except Exception as exc:
+            return "compiled rules %s could not be loaded (%s: %s): compiled from source" % (
+                rel,
+                type(exc).__name__,
+                exc,
+            )
+    content = loaded.get(COMPILED_CONTENT)
+    path_rules = loaded.get(COMPILED_PATH)
+    got = (_count_rules(content) if content else 0, _count_rules(path_rules) if path_rules else 0)
+    if counts != (None, None) and tuple(counts) != got:
+        return (
+            "compiled rules hold %d content and %d path rules, the bundle says %s and %s: "
+            "compiled from source" % (got[0], got[1], counts[0], counts[1])
+        )
+    engine.content_rules, engine.path_rules = content, path_rules
+    engine.compiled_from = "bundle"
+    return None
+
+
+def _compile_sources(engine, patterns):
+    content, path, broken, unreadable = compile_split(engine.module, patterns.yara_files)
+    engine.content_rules, engine.path_rules = content, path
+    for rel, message in unreadable:
+        patterns.error(rel, message)
+    sources = dict(patterns.yara_files)
+    for rel, line, reason in broken:
+        rule = None
+        if line is not None:
+            try:
+                with open(sources[rel], "rb") as fh:
+                    rule = rule_at_line(fh.read(), line)
+            except (IOError, OSError):
+                rule = None
+        patterns.error(rel, "YARA compile error: %s%s" % (describe_place(rule, line), reason))
+    engine.compiled_from = "source"
+
+
 def compile_rules(engine, patterns):
-    """Compile ``patterns.yara_files`` into ``engine.rules``; errors go to ``patterns``."""
+    """Load (or compile) ``patterns.yara_files`` into ``engine.content_rules`` and
+    ``engine.path_rules``; problems go to ``patterns.errors``, the reason to compile on the host
+    to ``engine.compile_note``."""
     if not engine.available or not patterns.yara_files:
         return
-    yara = engine.module
-    externals = dict((name, "") for name in EXTERNALS)
-    files = dict(patterns.yara_files)
-    try:
-        engine.rules = yara.compile(filepaths=files, externals=externals, includes=False)
-    except Exception:
-        good = {}
-        for rel, path in sorted(files.items()):
-            try:
-                yara.compile(filepaths={rel: path}, externals=externals, includes=False)
-                good[rel] = path
-            except Exception as exc:
-                patterns.error(rel, "YARA compile error: %s" % exc)
-        if good:
-            try:
-                engine.rules = yara.compile(filepaths=good, externals=externals, includes=False)
-            except Exception as exc:
-                for rel in sorted(good):
-                    patterns.error(rel, "YARA compile error (compiled together): %s" % exc)
-                engine.rules = None
-    if engine.rules is not None:
-        engine.rule_count = _count_rules(engine.rules)
+    note = _load_compiled(engine, patterns.root) if patterns.root else "no pattern folder"
+    if note is not None:
+        engine.compile_note = note
+        _compile_sources(engine, patterns)
+    engine.content_count = _count_rules(engine.content_rules) if engine.content_rules else 0
+    engine.path_count = _count_rules(engine.path_rules) if engine.path_rules else 0
+    engine.rule_count = engine.content_count + engine.path_count
+    sets = tuple(r for r in (engine.content_rules, engine.path_rules) if r is not None)
+    engine.rules = sets or None
     patterns.yara_rules = engine.rule_count
 
 
-def match(engine, data, externals, timeout):
-    """Run the compiled rules on ``data``. Returns [(rule, namespace, tags, meta)]."""
-    matches = engine.rules.match(data=data, externals=externals, timeout=int(max(1, timeout)))
+def match_rules(engine, rules, data, externals, timeout):
+    """Run one compiled set (``engine.content_rules`` or ``engine.path_rules``) on ``data``.
+
+    Returns ``[(rule, namespace, tags, meta)]``. The content set ignores ``externals`` (it was
+    compiled without them).
+    """
+    if rules is None:
+        return []
+    kwargs = {"data": data, "timeout": int(max(1, timeout))}
+    if rules is not engine.content_rules and externals:
+        kwargs["externals"] = externals
+    matches = rules.match(**kwargs)
     return [(m.rule, m.namespace, list(m.tags), dict(m.meta)) for m in matches]
+
+
+def match(engine, data, externals, timeout):
+    """Run every compiled set on ``data`` (both sets, content first). Kept for callers that do
+    not split by scope. Returns ``[(rule, namespace, tags, meta)]``."""
+    found = []
+    for rules in engine.rules or ():
+        found.extend(match_rules(engine, rules, data, externals, timeout))
+    return found

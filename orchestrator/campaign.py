@@ -15,15 +15,19 @@ from rich.console import Console
 
 from orchestrator import __version__, exit_codes, payload
 from orchestrator.connections import SSHOptions, Target, Timeouts
+from orchestrator.detection import DetectionOptions
 from orchestrator.display import Reporter, recap
 from orchestrator.errors import UsageError
 from orchestrator.inventory import load_inventory
 from orchestrator.journal import Journal, journal_dir
 from orchestrator.pattern_source import pattern_archive
+from orchestrator.quarantine.apply import ACTIONS
+from orchestrator.quarantine.vault import Vault
 from orchestrator.results import RunFolder, new_run_id, utc_now, write_json_atomic
 from orchestrator.runner import run_hosts
 from orchestrator.scan import HostResult, ScanPlan, scan_host
 from orchestrator.targets import target_for
+from orchestrator.verdict_cache import VerdictCache, archive_ids
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class ScanRequest:
     command_timeout: float = 60.0
     scan_timeout: float = 3600.0
     wheel_dir: Path | None = None
+    detection: DetectionOptions = field(default_factory=DetectionOptions)
+    action: str = "log-only"  # or quarantine (never on mission-critical hosts)
 
 
 def exit_code(results: list[HostResult], interrupted: bool = False) -> int:
@@ -85,6 +91,12 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
     for host in hosts:
         hostvars = inventory.host_vars(host.name)
         jobs.append((target_for(host.name, hostvars, request.password), hostvars))
+    if request.action not in ACTIONS:
+        raise UsageError(f"action must be one of {', '.join(ACTIONS)}, got {request.action!r}")
+    vault = None
+    if request.action == "quarantine":
+        vault = Vault.open()
+        vault.ensure_key()  # a key problem is reported before any host is touched
     run = RunFolder(request.out, new_run_id())
     try:
         run.path.mkdir(parents=True)
@@ -114,6 +126,13 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
             max_size=request.max_size,
             wheel_dir=wheel_dir,
             journal=journal,
+            scanner_options=request.detection.scanner_args(),
+            cache=VerdictCache.default() if request.detection.use_cache else None,
+            pattern_ids=archive_ids(patterns_zip) if patterns_zip else None,
+            since_last=request.detection.since_last,
+            min_level=request.detection.min_level,
+            action=request.action,
+            vault=vault,
             ssh=SSHOptions(
                 known_hosts=request.known_hosts,
                 trust_on_first_use=request.trust_on_first_use,
@@ -146,6 +165,7 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
             "run_id": run.run_id,
             "plantsweep": __version__,
             "scan_type": request.scan_type,
+            "action": request.action,
             "inventories": request.inventories,
             "limit": request.limit,
             "started": started,

@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from orchestrator import __version__, exit_codes
+from orchestrator.detection import add_detection_args
+from orchestrator.detection import from_args as detection_from_args
 from orchestrator.errors import PlantsweepError, UsageError
+from orchestrator.quarantine.cli import add_parser as add_quarantine_parser
 
 if TYPE_CHECKING:
     from orchestrator.connections import Timeouts
@@ -181,6 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (20)")
     scan.add_argument("--out", default="results", metavar="DIR", help="results folder (./results)")
     scan.add_argument("--max-size", type=int, metavar="BYTES", help="skip larger files")
+    add_detection_args(scan)
+    scan.add_argument(
+        "--action",
+        choices=("log-only", "quarantine"),
+        default="log-only",
+        help="log-only (default), or quarantine findings at or above --min-level into the "
+        "controller's vault (never on mission-critical hosts)",
+    )
     _add_connection_args(scan)
 
     play = sub.add_parser("run", help="run a playbook (plays of built-in actions) on hosts")
@@ -227,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--released", metavar="YYYY-MM-DD", help="default: today")
     build.add_argument("--expires", required=True, metavar="YYYY-MM-DD")
     build.add_argument("--out", required=True, metavar="BUNDLE")
+    build.add_argument(
+        "--skip-broken",
+        action="store_true",
+        help="leave out rule files that do not compile (listed in the manifest), not fail",
+    )
     for verb, text in (("import", "verify and install"), ("verify", "verify only")):
         p = psub.add_parser(verb, help=f"{text} a bundle (signature, hashes, version, dates)")
         p.add_argument("bundle", metavar="BUNDLE")
@@ -239,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     psub.add_parser("list", help="installed bundles")
     show = psub.add_parser("show", help="the manifest of an installed bundle")
     show.add_argument("name")
+
+    add_quarantine_parser(sub, _add_inventory_args, _Parser)
 
     clean = sub.add_parser(
         "cleanup", help="remove temp dirs a crashed or killed run left on hosts (from its journal)"
@@ -305,6 +323,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from orchestrator.patterns_cli import patterns_command
 
         return patterns_command(args)
+    if args.command == "quarantine":
+        from orchestrator.quarantine.cli import quarantine_command
+
+        extra = parse_extra_vars(getattr(args, "extra_vars", []))
+        return quarantine_command(args, extra)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -497,6 +520,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         command_timeout=args.command_timeout,
         scan_timeout=args.scan_timeout,
         wheel_dir=Path(args.wheel_dir) if args.wheel_dir else None,
+        detection=detection_from_args(args),
+        action=args.action,
     )
     return run_scan(request)
 

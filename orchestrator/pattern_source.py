@@ -1,5 +1,7 @@
 """Where a scan's patterns come from: a folder, or `bundle:NAME`, an installed signed bundle
-(checked again against its signature before use). Either way the hosts get one zip.
+(checked again against its signature before use). Either way the hosts get one zip; a
+bundle's zip also holds its compiled rules (compiled/*.yarc) and, in bundle.json, the libyara
+that compiled them.
 
     archive, has_yara = pattern_archive("bundle:site", Path("build/patterns.zip"))
 """
@@ -49,10 +51,15 @@ def _bundle_archive(name: str, dest: Path) -> tuple[Path, bool]:
         for rel, data in sorted(files.items()):
             zf.writestr(rel, data)
         # The scanner records these in every scan log (patterns.name/version/date).
-        meta = {
+        meta: dict[str, str | int] = {
             "name": manifest.name,
             "version": str(manifest.version),
             "date": manifest.released.isoformat(),
         }
+        if manifest.yara is not None:
+            # The payload loads compiled/*.yarc only if its own libyara is this one.
+            meta["libyara"] = manifest.yara.libyara
+            meta["content_rules"] = manifest.yara.content_rules
+            meta["path_rules"] = manifest.yara.path_rules
         zf.writestr("bundle.json", json.dumps(meta))
     return dest, _has_yara(list(files))

@@ -1,5 +1,10 @@
 """`plantsweep patterns ...`: the command line over orchestrator.bundles.
 
+`build` compiles the YARA rules with this controller's yara-python (pinned, see
+agentless_scanner.yara_engine.YARA_PYTHON_VERSION) and prints the rule counts; rule files that
+do not compile are listed one per line on stderr ("broken rule: FILE: rule NAME, line N:
+REASON") before the one-line error, or, with --skip-broken, left out and listed on stdout.
+
 Trusted keys live in `$PLANTSWEEP_HOME/trusted-keys/*.pub` (else
 `~/.config/plantsweep/trusted-keys`), installed bundles in `$PLANTSWEEP_HOME/patterns` (else
 `~/.local/share/plantsweep/patterns`).
@@ -9,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from datetime import date
 from pathlib import Path
 
+from agentless_scanner.yara_engine import YARA_PYTHON_VERSION
 from orchestrator import bundles
 from orchestrator.errors import UsageError
 
@@ -57,16 +64,7 @@ def patterns_command(args: argparse.Namespace) -> int:
         key = bundles.generate_keypair(Path(args.secret), Path(args.public))
         print(f"key id {key.key_id_hex}: secret {args.secret}, public {args.public}")
     elif verb == "build":
-        out = bundles.build_bundle(
-            Path(args.src),
-            Path(args.out),
-            Path(args.key),
-            args.name,
-            args.version,
-            _date(args.released, "--released"),
-            _date(args.expires, "--expires"),
-        )
-        print(f"built {out}: {args.name} version {args.version}")
+        _build(args)
     elif verb in ("import", "verify"):
         bundle = Path(args.bundle)
         if verb == "verify":
@@ -85,6 +83,42 @@ def patterns_command(args: argparse.Namespace) -> int:
             raise UsageError(f"no bundle named {args.name!r} is installed in {store_dir()}")
         print((found[1] / "manifest.json").read_text(encoding="utf-8"))
     return 0
+
+
+def _build(args: argparse.Namespace) -> None:
+    try:
+        out, manifest = bundles.build_bundle_manifest(
+            Path(args.src),
+            Path(args.out),
+            Path(args.key),
+            args.name,
+            args.version,
+            _date(args.released, "--released"),
+            _date(args.expires, "--expires"),
+            skip_broken=getattr(args, "skip_broken", False),
+        )
+    except bundles.RuleCompileError as exc:
+        # The full report first (one line per broken rule), then the one-line error.
+        for broken in exc.broken:
+            print(f"broken rule: {broken.describe()}", file=sys.stderr)
+        raise
+    print(f"built {out}: {args.name} version {args.version}")
+    if manifest.yara is not None:
+        y = manifest.yara
+        print(
+            f"YARA: {y.content_rules + y.path_rules} rules compiled with libyara {y.libyara} "
+            f"({y.content_rules} content, {y.path_rules} path)"
+        )
+        if y.libyara != YARA_PYTHON_VERSION:
+            print(
+                f"warning: plantsweep pins yara-python {YARA_PYTHON_VERSION}, this controller "
+                f"has libyara {y.libyara}: hosts given the pinned wheel will compile the rules "
+                "themselves (pip install -e '.[yara]' to get the pinned one)",
+                file=sys.stderr,
+            )
+    for left in manifest.excluded:
+        broken = bundles.BrokenRule(left.path, left.rule, left.line, left.reason)
+        print(f"excluded (--skip-broken): {broken.describe()}")
 
 
 def _peek_name(bundle: Path, trusted: list[Path]) -> str:

@@ -32,6 +32,7 @@ from typing import Any
 
 from agentless_scanner import SCHEMA_FILE, wheels
 from agentless_scanner.patterns import BUNDLE_FILE, is_pattern_file
+from agentless_scanner.yara_engine import YARA_PYTHON_VERSION
 from orchestrator.errors import PayloadError
 
 PACKAGE = "agentless_scanner"
@@ -41,6 +42,9 @@ BUILD_FORMAT = "1"
 #: Fixed timestamp of every archive member (the zip format cannot go earlier).
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 SOURCE_SUFFIXES = (".py", ".json")
+#: The yara-python release fetched for hosts (pyproject.toml pins the controller's to the same):
+#: a bundle's rules, compiled on the controller, load only with the same libyara.
+YARA_REQUIREMENT = f"yara-python=={YARA_PYTHON_VERSION}"
 
 #: Top-level ``__main__.py`` of the zipapp: tells the scanner where it lives (its temp dir).
 MAIN_PY = b"""\
@@ -170,14 +174,20 @@ def default_wheel_dir() -> Path:
 
 
 def find_yara_wheel(
-    wheel_dir: Path, python_version: tuple[int, int], machine: str, libc: str = "glibc"
+    wheel_dir: Path,
+    python_version: tuple[int, int],
+    machine: str,
+    libc: str = "glibc",
+    version: str | None = YARA_PYTHON_VERSION,
 ) -> Path | None:
     """The best yara-python wheel in ``wheel_dir`` for a target, or None.
 
     ``machine``: x86_64/amd64, aarch64/arm64, i686/x86 (``win_amd64``/``win32`` also work);
     ``libc``: ``glibc`` (manylinux), ``musl`` (musllinux) or ``msvc`` (Windows). The
     target's glibc version is not known here, so among equal versions the wheel needing the
-    oldest glibc is preferred; the payload re-checks on the host.
+    oldest glibc is preferred; the payload re-checks on the host. A wheel of ``version`` (the
+    pin) wins over any other; without one the newest other is used (its host compiles the
+    rules from source, e.g. CPython 3.13, for which yara-python 4.5.1 has no wheel).
     """
     if libc not in ("glibc", "musl", "msvc"):
         raise PayloadError(f"unknown libc {libc!r}: use glibc, musl or msvc")
@@ -189,8 +199,18 @@ def find_yara_wheel(
         return None
     except OSError as exc:
         raise PayloadError(f"cannot read the wheel directory: {exc}", path=str(wheel_dir)) from exc
+    if version is not None:
+        pinned = [n for n in names if _wheel_version(n) == version]
+        chosen, _reason = wheels.select_wheel(pinned, tuple(python_version), machine, libc, None)
+        if chosen:
+            return Path(wheel_dir) / chosen
     chosen, _reason = wheels.select_wheel(names, tuple(python_version), machine, libc, None)
     return Path(wheel_dir) / chosen if chosen else None
+
+
+def _wheel_version(name: str) -> str | None:
+    info = wheels.parse_wheel_name(name)
+    return info["version"] if info else None
 
 
 @dataclass(frozen=True)
@@ -201,6 +221,7 @@ class WheelDownload:
     platform: str
     path: Path | None
     error: str | None
+    note: str | None = None
 
 
 def _python_version(value: tuple[int, int] | str) -> tuple[int, int]:
@@ -217,10 +238,15 @@ def download_wheels(
     python_versions: Iterable[tuple[int, int] | str],
     platforms: Iterable[str],
     *,
-    requirement: str = "yara-python",
+    requirement: str = YARA_REQUIREMENT,
     timeout: float = 600,
 ) -> list[WheelDownload]:
     """``pip download`` yara-python wheels for every (Python version, platform) target.
+
+    ``requirement`` defaults to the pinned release; a cached wheel of another version does not
+    count as present for a ``==`` requirement. Where the pinned release has no wheel for a
+    target (CPython 3.13 for 4.5.1), the newest yara-python is fetched instead and
+    ``WheelDownload.note`` says so: that host compiles the rules itself.
 
     ``platforms`` are names from ``PIP_PLATFORMS`` (``linux_x86_64``, ``linux_aarch64``,
     ``linux_i686``, ``musllinux_x86_64``, ``musllinux_aarch64``, ``win_amd64``, ``win32``).
@@ -239,53 +265,66 @@ def download_wheels(
         raise PayloadError(
             f"cannot create the wheel directory: {exc}", path=str(wheel_dir)
         ) from exc
+    name, _, pinned = requirement.partition("==")
+    want = pinned.strip() or None
     results: list[WheelDownload] = []
     for version in [_python_version(v) for v in python_versions]:
         for platform in platforms:
             machine, libc = PLATFORM_TARGETS[platform]
-            existing = find_yara_wheel(wheel_dir, version, machine, libc)
-            if existing is not None:
+            existing = find_yara_wheel(wheel_dir, version, machine, libc, want)
+            if existing is not None and want in (None, _wheel_version(existing.name)):
                 results.append(WheelDownload(version, platform, existing, None))
                 continue
-            cmd = [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                requirement,
-                "--only-binary",
-                ":all:",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--python-version",
-                f"{version[0]}.{version[1]}",
-                "--implementation",
-                "cp",
-                "-d",
-                str(wheel_dir),
-            ]
-            for tag in PIP_PLATFORMS[platform]:
-                cmd += ["--platform", tag]
-            try:
-                proc = subprocess.run(
-                    cmd, capture_output=True, text=True, timeout=timeout, check=False
-                )
-            except subprocess.TimeoutExpired:
-                results.append(
-                    WheelDownload(
-                        version, platform, None, f"pip download timed out after {timeout:g}s"
+            got = _pip_download(wheel_dir, requirement, version, platform, timeout)
+            if got.path is None and want is not None and requirement == YARA_REQUIREMENT:
+                # No pinned wheel for this target: a newer yara-python still gives YARA there.
+                other = _pip_download(wheel_dir, name.strip(), version, platform, timeout)
+                if other.path is not None:
+                    note = (
+                        f"yara-python {want} has no wheel for this target: "
+                        f"{other.path.name} instead (the host compiles the rules itself)"
                     )
-                )
-                continue
-            found = find_yara_wheel(wheel_dir, version, machine, libc)
-            if found is not None:
-                results.append(WheelDownload(version, platform, found, None))
-                continue
-            lines = (proc.stderr or proc.stdout).strip().splitlines()
-            message = lines[-1] if lines else f"pip exited with {proc.returncode}"
-            results.append(WheelDownload(version, platform, None, message))
+                    got = WheelDownload(version, platform, other.path, None, note)
+            results.append(got)
     return results
+
+
+def _pip_download(
+    wheel_dir: Path, requirement: str, version: tuple[int, int], platform: str, timeout: float
+) -> WheelDownload:
+    """One ``pip download`` of ``requirement`` for one target; the wheel found, or the error."""
+    machine, libc = PLATFORM_TARGETS[platform]
+    want = requirement.partition("==")[2].strip() or None
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        requirement,
+        "--only-binary",
+        ":all:",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--python-version",
+        f"{version[0]}.{version[1]}",
+        "--implementation",
+        "cp",
+        "-d",
+        str(wheel_dir),
+    ]
+    for tag in PIP_PLATFORMS[platform]:
+        cmd += ["--platform", tag]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return WheelDownload(version, platform, None, f"pip download timed out after {timeout:g}s")
+    found = find_yara_wheel(wheel_dir, version, machine, libc, want)
+    if found is not None and want in (None, _wheel_version(found.name)):
+        return WheelDownload(version, platform, found, None)
+    lines = (proc.stderr or proc.stdout).strip().splitlines()
+    message = lines[-1] if lines else f"pip exited with {proc.returncode}"
+    return WheelDownload(version, platform, None, message)
 
 
 # -- patterns --------------------------------------------------------------------------------

@@ -19,11 +19,15 @@ from typing import Any
 
 from orchestrator import hostside
 from orchestrator.connections import SSHOptions, Target, Timeouts, make_connection
+from orchestrator.detection import counted
 from orchestrator.errors import HostError, HostUnreachable, StepFailed
 from orchestrator.journal import Journal
 from orchestrator.payload import find_yara_wheel
+from orchestrator.quarantine.apply import ActionPolicy, ActionSummary, apply_action
+from orchestrator.quarantine.vault import Vault
 from orchestrator.results import RunFolder, write_json_atomic
 from orchestrator.session import CleanupProof, HostSession
+from orchestrator.verdict_cache import ArchiveIds, VerdictCache
 
 SCAN_TYPES = ("quick", "full", "folders", "asset")
 LOG_NAME = "scan-log.json"
@@ -53,6 +57,16 @@ class ScanPlan:
     journal: Journal | None = None
     ssh: SSHOptions = field(default_factory=SSHOptions)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # Scanner flags for speed and depth (--threads, --low-impact, --scan-archives, ...).
+    scanner_options: tuple[str, ...] = ()
+    # The fleet verdict cache and --since-last (None: neither is used nor fed).
+    cache: VerdictCache | None = None
+    pattern_ids: ArchiveIds | None = None
+    since_last: bool = False
+    min_level: str = "warning"  # findings at or above count in the recap and exit code
+    # log-only, or quarantine (findings at or above min_level) into `vault`
+    action: str = "log-only"
+    vault: Vault | None = None
 
 
 @dataclass
@@ -112,6 +126,28 @@ def _scanner_args(
         args += ["--exclude", path]
     if plan.include_mounts:
         args += ["--include-mounts", plan.include_mounts]
+    args += list(plan.scanner_options)
+    return args
+
+
+VERDICTS_NAME = "verdicts.json.gz"
+SINCE_NAME = "since.json.gz"
+FILES_NAME = "files.json.gz"
+
+
+def _push_history(plan: ScanPlan, session: HostSession, tmp: Path) -> list[str]:
+    """Push what the cache knows for this host; return the scanner arguments for it."""
+    if plan.cache is None or plan.pattern_ids is None or plan.scan_type == "asset":
+        return []
+    args = ["--files-out", session.remote_path(FILES_NAME)]
+    local = tmp / VERDICTS_NAME
+    if plan.cache.export(plan.pattern_ids.rules_id, local):
+        session.push(local, VERDICTS_NAME)
+        args += ["--verdicts", session.remote_path(VERDICTS_NAME)]
+    local = tmp / SINCE_NAME
+    if plan.since_last and plan.cache.previous_scan(session.name, local):
+        session.push(local, SINCE_NAME)
+        args += ["--since", session.remote_path(SINCE_NAME)]
     return args
 
 
@@ -151,23 +187,27 @@ def run_scanner(
     host = session.name
     step(host, "push")
     wheel = _push(plan, session)
-    step(host, "scan")
     facts = session.facts
     assert facts is not None
-    command = hostside.payload_command(
-        facts.python, facts.temp_dir, _scanner_args(plan, session, host, wheel, log_name)
-    )
-    run = session.run(command, plan.timeouts.scan, leaves_nothing_running=True)
-    if not run.ok:
-        raise StepFailed(host, f"scanner exited with {run.rc}: {run.stderr_tail()}")
-    step(host, "fetch")
     with tempfile.TemporaryDirectory(prefix="plantsweep-fetch-") as tmp:
+        history = _push_history(plan, session, Path(tmp))
+        step(host, "scan")
+        args = _scanner_args(plan, session, host, wheel, log_name) + history
+        command = hostside.payload_command(facts.python, facts.temp_dir, args)
+        run = session.run(command, plan.timeouts.scan, leaves_nothing_running=True)
+        if not run.ok:
+            raise StepFailed(host, f"scanner exited with {run.rc}: {run.stderr_tail()}")
+        step(host, "fetch")
         local = Path(tmp) / log_name
         session.fetch(log_name, local)
         try:
             log = json.loads(local.read_text(encoding="utf-8"))
         except ValueError as exc:
             raise StepFailed(host, f"scan log is not valid JSON: {exc}") from None
+        if history and plan.cache is not None:
+            files = Path(tmp) / FILES_NAME
+            session.fetch(FILES_NAME, files)
+            log["verdict_cache"] = plan.cache.absorb(host, files, log)
     _annotate(log, plan, hostvars)
     return log
 
@@ -184,9 +224,9 @@ def _annotate(log: dict[str, Any], plan: ScanPlan, hostvars: dict[str, Any]) -> 
     log["run_id"] = plan.run.run_id
 
 
-def _result_from_log(host: str, log: dict[str, Any], path: Path) -> HostResult:
+def _result_from_log(host: str, log: dict[str, Any], path: Path, min_level: str) -> HostResult:
     stats = log.get("stats") or {}
-    findings = len(log.get("findings") or [])
+    findings = counted(log.get("findings") or [], min_level)
     result = HostResult(
         host=host,
         status="findings" if findings else "clean",
@@ -201,6 +241,14 @@ def _result_from_log(host: str, log: dict[str, Any], path: Path) -> HostResult:
         result.status = "failed"
         result.message = "scan incomplete: " + ("; ".join(stops) or "stopped early")
     return result
+
+
+def _add_action(result: HostResult, acted: ActionSummary) -> None:
+    """A file the user asked to quarantine and that is still on the host fails the host."""
+    if acted.message:
+        result.message = "; ".join(m for m in (result.message, acted.message) if m)
+    if acted.failed:
+        result.status = "failed"
 
 
 def scan_host(
@@ -230,8 +278,14 @@ def scan_host(
             log = run_scanner(session, plan, hostvars, on_step)
             # On disk before cleanup: a failure from here on loses nothing.
             _keep(log_path, log, host)
+            if plan.action != "log-only":
+                step(host, plan.action)
+            policy = ActionPolicy(plan.action, plan.min_level, plan.vault)
+            acted = apply_action(session, log, hostvars, policy, log_path)
+            _keep(log_path, log, host)
             step(host, "cleanup")
-        result = _result_from_log(host, log, log_path)
+        result = _result_from_log(host, log, log_path, plan.min_level)
+        _add_action(result, acted)
     except HostUnreachable as exc:
         result = HostResult(host=host, status="unreachable", message=exc.message)
     except HostError as exc:

@@ -44,8 +44,9 @@ def finding_keys(log: dict[str, Any]) -> set[tuple[str, str, str]]:
     """(path, sha256, indicator) per finding, indicators spelled as the harness spells them."""
     keys = set()
     for f in log["findings"]:
-        if f["engine"] == "yara":
-            keys.add((f["path"], f["sha256"], f"yara:{f['rule']}"))
-        else:
-            keys.add((f["path"], f["sha256"], f"hash:{f.get('description')}"))
+        for m in f["matches"]:
+            if m["engine"] == "yara":
+                keys.add((f["path"], f["sha256"], f"yara:{m['rule']}"))
+            elif m["engine"] == "hash":
+                keys.add((f["path"], f["sha256"], f"hash:{m.get('description')}"))
     return keys

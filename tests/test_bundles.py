@@ -13,10 +13,15 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import yara
 
+from agentless_scanner import yara_engine
 from orchestrator.bundles import (
+    BrokenRule,
     BundleError,
+    RuleCompileError,
     build_bundle,
+    build_bundle_manifest,
     generate_keypair,
     import_bundle,
     installed,
@@ -25,6 +30,7 @@ from orchestrator.bundles import (
     verify_bundle,
 )
 from orchestrator.bundles.keys import load_secret_key
+from orchestrator.bundles.manifest import ManifestError, parse_manifest
 from orchestrator.errors import PlantsweepError
 
 TODAY = date(2026, 6, 1)
@@ -149,15 +155,22 @@ def test_build_then_import(
     assert sorted(members(bundle)) == [
         "manifest.json",
         "manifest.json.minisig",
+        "patterns/compiled/content.yarc",
         "patterns/eicar.yar",
         "patterns/sub/iocs.hashes",
     ]
     manifest = verify_bundle(bundle, [keys[1]], today=TODAY)
     assert (manifest.name, manifest.version) == ("demo", 3)
-    assert [f.path for f in manifest.files] == ["eicar.yar", "sub/iocs.hashes"]
+    assert [f.path for f in manifest.files] == [
+        "compiled/content.yarc",
+        "eicar.yar",
+        "sub/iocs.hashes",
+    ]
     data = json.loads(members(bundle)["manifest.json"])
     assert data["released"] == "2026-05-01" and data["expires"] == "2026-12-01"
-    assert data["files"][0]["size"] == len(EICAR_RULE)
+    assert data["files"][1]["size"] == len(EICAR_RULE)
+    assert data["yara"] == {"libyara": yara.YARA_VERSION, "content_rules": 1, "path_rules": 0}
+    assert "excluded" not in data
 
     store = tmp_path / "store"
     folder = import_bundle(bundle, store, [keys[1]], today=TODAY)
@@ -179,6 +192,157 @@ def test_build_refuses_symlink(src: Path, make: Callable[..., Path]) -> None:
 def test_build_refuses_expiry_before_release(make: Callable[..., Path]) -> None:
     with pytest.raises(BundleError, match="before the release"):
         make(released=date(2026, 5, 2), expires=date(2026, 5, 1))
+
+
+# -- compiled YARA rules ---------------------------------------------------------------------
+
+# A rule on the file name (external variable), as signature-base writes them.
+PATH_RULE = """
+rule ps_named_dropper {
+    meta:
+        score = 80
+    condition:
+        filename == "dropper.exe" and uint16(0) == 0x5a4d
+}
+"""
+# Names the externals only inside a string, a comment and a rule name: a content rule file.
+WORDS_ONLY_RULE = """
+// filename and extension are mentioned here only
+rule ps_filename_words { strings: $a = "owner: filepath" condition: $a }
+"""
+BROKEN_RULES = """rule ps_fine_first { condition: true }
+
+rule ps_broken_second
+{
+    condition:
+        no_such_identifier
+}
+"""
+SYNTAX_ERROR = 'rule ps_unclosed { strings: $a = "x" condition: $a\n'
+
+
+def compiled_set(bundle: Path, name: str) -> yara.Rules:
+    return yara.load(file=io.BytesIO(members(bundle)[f"patterns/compiled/{name}.yarc"]))
+
+
+def test_rules_are_compiled_into_a_content_and_a_path_set(
+    make: Callable[..., Path], src: Path, keys: tuple[Path, Path]
+) -> None:
+    (src / "sub" / "names.yar").write_text(PATH_RULE)
+    (src / "words.yara").write_text(WORDS_ONLY_RULE)
+    bundle = make()
+    manifest = verify_bundle(bundle, [keys[1]], today=TODAY)
+    assert manifest.yara is not None
+    assert (manifest.yara.content_rules, manifest.yara.path_rules) == (2, 1)
+    assert manifest.yara.libyara == yara.YARA_VERSION == yara_engine.YARA_PYTHON_VERSION
+    content, path = compiled_set(bundle, "content"), compiled_set(bundle, "path")
+    assert sorted(r.identifier for r in content) == ["eicar_test", "ps_filename_words"]
+    assert [r.identifier for r in path] == ["ps_named_dropper"]
+    # The path set takes the externals at match time; the same bytes under another name miss.
+    mz = b"MZ" + b"\0" * 62
+    hit = path.match(data=mz, externals={"filename": "dropper.exe"})
+    assert [(m.namespace, m.rule) for m in hit] == [("sub/names.yar", "ps_named_dropper")]
+    assert hit[0].meta["score"] == 80
+    assert path.match(data=mz, externals={"filename": "notepad.exe"}) == []
+    # The content set holds the file that names the externals only in text and comments.
+    hit = content.match(data=b"xx owner: filepath xx")
+    assert [(m.namespace, m.rule) for m in hit] == [("words.yara", "ps_filename_words")]
+
+
+def test_build_is_reproducible_with_compiled_rules(
+    src: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    (src / "names.yar").write_text(PATH_RULE)
+    a = build_bundle(src, tmp_path / "a.tar", keys[0], "demo", 1, RELEASED, EXPIRES)
+    b = build_bundle(src, tmp_path / "b.tar", keys[0], "demo", 1, RELEASED, EXPIRES)
+    assert "patterns/compiled/path.yarc" in members(a)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_broken_rules_are_named_and_stop_the_build(
+    make: Callable[..., Path], src: Path, tmp_path: Path
+) -> None:
+    (src / "sub" / "broken.yar").write_text(BROKEN_RULES)
+    (src / "unclosed.yar").write_text(SYNTAX_ERROR)
+    (src / "names.yar").write_text(PATH_RULE + "rule y { condition: z }")
+    with pytest.raises(RuleCompileError) as info:
+        make()
+    broken = info.value.broken
+    assert [(b.path, b.rule, b.line) for b in broken] == [
+        ("names.yar", "y", 8),
+        ("sub/broken.yar", "ps_broken_second", 6),
+        ("unclosed.yar", "ps_unclosed", None),  # libyara: at the end of the file
+    ]
+    assert 'undefined identifier "z"' in broken[0].reason
+    assert 'undefined identifier "no_such_identifier"' in broken[1].reason
+    assert "syntax error, unexpected end of file" in broken[2].reason
+    assert broken[1].describe().startswith("sub/broken.yar: rule ps_broken_second, line 6: ")
+    text = str(info.value)
+    assert str(src) in text and "--skip-broken" in text and "rule ps_broken_second" in text
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_skip_broken_leaves_them_out_and_lists_them(
+    src: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    (src / "sub" / "broken.yar").write_text(BROKEN_RULES)
+    (src / "names.yar").write_text(PATH_RULE)
+    dest = tmp_path / "skip.tar"
+    _, manifest = build_bundle_manifest(
+        src, dest, keys[0], "demo", 1, RELEASED, EXPIRES, skip_broken=True
+    )
+    assert "patterns/sub/broken.yar" not in members(dest)
+    assert [(e.path, e.rule, e.line) for e in manifest.excluded] == [
+        ("sub/broken.yar", "ps_broken_second", 6)
+    ]
+    data = json.loads(members(dest)["manifest.json"])
+    assert data["excluded"] == [
+        {
+            "path": "sub/broken.yar",
+            "rule": "ps_broken_second",
+            "line": 6,
+            "reason": manifest.excluded[0].reason,
+        }
+    ]
+    assert "no_such_identifier" in manifest.excluded[0].reason
+    # The good rules of the bundle are still compiled; the broken file's good rule is not.
+    assert data["yara"]["content_rules"] == 1 and data["yara"]["path_rules"] == 1
+    verified = verify_bundle(dest, [keys[1]], today=TODAY)
+    assert verified.excluded == manifest.excluded
+
+
+def test_rule_file_that_uses_an_external_after_all_goes_to_the_path_set(
+    make: Callable[..., Path], src: Path
+) -> None:
+    # A '"' inside a regular expression fools the word check (it blanks text strings, and
+    # takes the rest of the line for one): this file looks like a content rule file. The
+    # content set is compiled without the externals, so it fails there and moves.
+    text = 'rule ps_quote_in_regex { strings: $re = /a"b/ condition: $re and filename == "x.exe" }'
+    assert not yara_engine.uses_externals(text)
+    (src / "tricky.yar").write_text(text + "\n")
+    bundle = make()
+    assert [r.identifier for r in compiled_set(bundle, "path")] == ["ps_quote_in_regex"]
+    assert [r.identifier for r in compiled_set(bundle, "content")] == ["eicar_test"]
+    hit = compiled_set(bundle, "path").match(data=b'a"b', externals={"filename": "x.exe"})
+    assert [m.rule for m in hit] == ["ps_quote_in_regex"]
+
+
+def test_manifest_without_yara_entries_still_parses() -> None:
+    old = {
+        "format": 1,
+        "name": "old",
+        "version": 1,
+        "released": "2026-01-01",
+        "expires": "2026-12-31",
+        "files": [{"path": "a.hashes", "sha256": "0" * 64, "size": 3}],
+    }
+    manifest = parse_manifest(json.dumps(old).encode())
+    assert manifest.yara is None and manifest.excluded == ()
+    with pytest.raises(ManifestError, match="yara"):
+        parse_manifest(json.dumps({**old, "yara": {"content_rules": 1}}).encode())
+    with pytest.raises(ManifestError, match="excluded"):
+        parse_manifest(json.dumps({**old, "excluded": [{"path": "x.yar"}]}).encode())
+    assert BrokenRule("a.yar", None, None, "r").describe() == "a.yar: r"
 
 
 # -- minisign compatibility -----------------------------------------------------------------

@@ -95,3 +95,42 @@ def test_scan_with_an_installed_bundle_records_it_and_refuses_tampering(tmp_path
     installed_file = next((home / "patterns" / "site").glob("*/patterns/eicar.hashes"))
     installed_file.write_text(installed_file.read_text() + "# one more line\n")
     assert main(args) == 4  # the store no longer matches the signed manifest: refused
+
+
+def test_build_reports_broken_rules_by_name(tmp_path: Path):
+    home = tmp_path / "home"
+    src = tmp_path / "rules"
+    src.mkdir()
+    (src / "good.yar").write_text('rule good_one { strings: $a = "abc" condition: $a }\n')
+    (src / "named.yar").write_text('rule by_name { condition: filename == "x.exe" }\n')
+    (src / "bad.yar").write_text(
+        "rule fine { condition: true }\n\nrule bad_one {\n  condition:\n    nonsense\n}\n"
+    )
+    (src / "worse.yara").write_text("rule unclosed { condition: true\n")
+    assert ps(home, "keygen", "--secret", str(tmp_path / "k.sec"),
+              "--public", str(tmp_path / "k.pub")).returncode == 0  # fmt: skip
+    out = str(tmp_path / "b.tar")
+    build = ["build", str(src), "--key", str(tmp_path / "k.sec"), "--name", "site",
+             "--version", "1", "--expires", "2099-12-31", "--out", out]  # fmt: skip
+
+    failed = ps(home, *build)
+    assert failed.returncode == 4 and "Traceback" not in failed.stderr
+    assert failed.stderr.splitlines() == [
+        'broken rule: bad.yar: rule bad_one, line 5: undefined identifier "nonsense"',
+        "broken rule: worse.yara: rule unclosed: syntax error, unexpected end of file, "
+        "expecting '}'",
+        f"ERROR: {src}: 2 YARA rule file(s) do not compile: bad.yar (rule bad_one), "
+        "worse.yara (rule unclosed); fix them or pass --skip-broken to leave them out of the "
+        "bundle",
+    ]
+    assert not (tmp_path / "b.tar").exists()
+
+    skipped = ps(home, *build, "--skip-broken")
+    assert skipped.returncode == 0, skipped.stderr
+    lines = skipped.stdout.splitlines()
+    assert lines[1] == "YARA: 2 rules compiled with libyara 4.5.1 (1 content, 1 path)"
+    assert lines[2:] == [
+        'excluded (--skip-broken): bad.yar: rule bad_one, line 5: undefined identifier "nonsense"',
+        "excluded (--skip-broken): worse.yara: rule unclosed: syntax error, unexpected end of "
+        "file, expecting '}'",
+    ]

@@ -64,7 +64,7 @@ def test_downtime_scan_playbook(plant, plant_inventory, wheel_dir, tmp_path):
             f.path for f in host.planted if f.kind == "eicar" and f.path.startswith(QUICK_PREFIXES)
         }
         engines = {"hash"} if host.name == PY36_HOST else {"hash", "yara"}
-        assert {(f["path"], f["engine"]) for f in log["findings"]} == {
+        assert {(f["path"], m["engine"]) for f in log["findings"] for m in f["matches"]} == {
             (p, e) for p in eicar for e in engines
         }
         assert stats["findings"] == len(log["findings"])

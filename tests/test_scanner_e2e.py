@@ -105,14 +105,16 @@ def test_planted_tree_exact_findings(tmp_path, py, payload, wheel_dir):
     assert log["stats"]["files_scanned"] == 12 and log["stats"]["errors"] == 0
     assert log["stats"]["findings"] == len(log["findings"])
     assert all(f["action"] == "logged" for f in log["findings"])
-    by_rule = {f["rule"]: f for f in log["findings"]}
-    assert by_rule["sha256:" + S.EICAR_SHA256]["description"].startswith("EICAR")
-    assert by_rule["sha256:" + S.EICAR_SHA256]["md5"] == "44d88612fea8a8f36de82e1278abb02f"
-    assert by_rule["sha256:" + S.EICAR_SHA256]["source"] == "eicar.hashes"
+    by_rule = {m["rule"]: (f, m) for f in log["findings"] for m in f["matches"]}
+    eicar_file, eicar_hash = by_rule["sha256:" + S.EICAR_SHA256]
+    assert eicar_hash["description"].startswith("EICAR") and eicar_hash["score"] == 100
+    assert eicar_file["md5"] == "44d88612fea8a8f36de82e1278abb02f"
+    assert eicar_hash["source"] == "eicar.hashes" and eicar_file["level"] == "alert"
     if py in S.WITH_YARA:
-        ext = by_rule["PlantsweepTest_ExternalVars"]
+        probe, ext = by_rule["PlantsweepTest_ExternalVars"]
         assert ext["tags"] == ["probe"] and ext["meta"]["score"] == 50
-        assert ext["source"] == "test-rules.yar"
+        assert ext["source"] == "test-rules.yar" and ext["scope"] == "path"
+        assert probe["score"] == 50 and probe["level"] == "notice"
     assert run.summary == {
         "out": str(run.out),
         "files_scanned": 12,
@@ -632,7 +634,10 @@ def test_named_root_on_removable_mount_is_scanned(tmp_path, py, payload):
 def test_quick_scan(tmp_path, payload):
     """Quick scan of this machine: system folders, startup, temp dirs (own dir skipped)."""
     assert str(tmp_path).startswith("/tmp/")
-    planted = S.write(tmp_path / "drop" / "dropper.bin", S.EICAR)
+    planted = S.write(tmp_path / "drop" / "dropper.com", S.EICAR)
+    # Quick scans run YARA on executables, scripts, macro documents and archives only; every
+    # file is still hashed.
+    data_file = S.write(tmp_path / "drop" / "notes.dat", S.EICAR)
     own = tmp_path / "own"
     S.install_payload(payload, own)
     S.write(own / "copy-in-own-dir.bin", S.EICAR)  # must not be found: scanner's own dir
@@ -651,6 +656,10 @@ def test_quick_scan(tmp_path, payload):
     assert roots["/root/Downloads"]["category"] == "downloads"
     paths = {f["path"] for f in log["findings"]}
     assert str(planted) in paths
+    engines = {f["path"]: {m["engine"] for m in f["matches"]} for f in log["findings"]}
+    assert engines[str(planted)] == {"yara", "hash"}
+    assert engines[str(data_file)] == {"hash"} and log["stats"]["yara_skipped_by_type"] > 0
+    assert log["performance"]["type_filter"] is True
     assert str(own / "copy-in-own-dir.bin") not in paths
     assert log["stats"]["skipped"].get("scanner-dir", 0) >= 1
     assert log["stats"]["files_scanned"] > 500

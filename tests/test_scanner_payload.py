@@ -140,7 +140,13 @@ def test_pattern_files(tmp_path):
     ]
     assert P.default_patterns_dir() == S.SHIPPED_PATTERNS
     shipped = [p.name for p in P.pattern_files(P.default_patterns_dir())]
-    assert shipped == ["eicar.hashes", "eicar.yar"]
+    assert shipped == [
+        "eicar.hashes",
+        "eicar.yar",
+        "plantsweep-demo-filename.yar",
+        "plantsweep-demo-markers.yar",
+        "plantsweep-demo.hashes",
+    ]
 
 
 @pytest.mark.parametrize("make", ["file-link", "dir-link", "dangling", "outside-dir"])

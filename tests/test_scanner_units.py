@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agentless_scanner import asset, locations, mounts, patterns, scanlog, wheels, yara_engine
-from agentless_scanner.filescan import CHUNK_SIZE, FileScanner, TooLarge, read_file
+from agentless_scanner.filescan import CHUNK_SIZE, FileScanner, ScanOptions, TooLarge, read_file
 from agentless_scanner.scanlog import Recorder
 from agentless_scanner.walker import DeadlineReached, FdOps, PathOps, Walker
 
@@ -89,7 +89,8 @@ def test_payload_source_is_python36_syntax():
     ],
 )
 def test_parse_hash_line(line, expected):
-    assert patterns.parse_hash_line(line) == expected
+    parsed = patterns.parse_hash_line(line)
+    assert parsed == (expected if expected is None else (*expected, 100))
 
 
 @pytest.mark.parametrize("line", ["xyz", "a" * 33, "g" * 32, "a" * 64 + "0;too long", ";desc"])
@@ -602,7 +603,7 @@ def test_read_file_hashes(tmp_path, size, keep):
     assert result.sha256 == hashlib.sha256(data).hexdigest()
     assert result.sha1 == hashlib.sha1(data).hexdigest()
     assert result.md5 == hashlib.md5(data).hexdigest()
-    assert result.head == data[:64]
+    assert result.head == data[:4096]
     assert (bytes(result.data) == data) if keep else result.data is None
 
 
@@ -634,12 +635,12 @@ def test_filescanner_growing_file_is_noted_and_hashed(tmp_path):
                     appended.append(True)
                 return count
 
-            self.readinto = readinto
+            self.options.readinto = readinto
             return super().__call__(fd, path_, st)
 
     p = patterns.load_patterns(str(S.TEST_PATTERNS))
     rec = Recorder()
-    scanner = Scanner(rec, p, None, 1000)
+    scanner = Scanner(rec, p, None, ScanOptions(1000))
     Walker(rec, scanner).walk(os.fsencode(tmp_path))
     assert rec.notes == {"changed-during-scan": 1}
     assert scanner.files_scanned == 1 and scanner.findings == []  # the bytes read differ

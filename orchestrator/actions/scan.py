@@ -2,21 +2,38 @@
 
 - scan: {type: quick}
 - scan: {type: folders, paths: ["/srv/plant"], patterns: rules/}
+- scan: {type: quick, action: quarantine, min_level: alert}
+- scan: {type: full, threads: 2, low_impact: true, scan_archives: true, since_last: true}
 - asset_info:
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from orchestrator.actions.base import Action, ActionContext, Outcome
-from orchestrator.errors import StepFailed
+from orchestrator.detection import DetectionOptions, counted
+from orchestrator.errors import StepFailed, UsageError
 from orchestrator.playbook.diff import asset_diff, findings_diff, previous_log
 from orchestrator.playbook.spec import ActionSpec
+from orchestrator.quarantine.apply import (
+    ACTIONS,
+    DEFAULT_MIN_LEVEL,
+    ActionPolicy,
+    ActionSummary,
+    apply_action,
+    is_mission_critical,
+)
+from orchestrator.quarantine.vault import Vault, VaultError
 from orchestrator.results import write_json_atomic
 from orchestrator.scan import SCAN_TYPES, ScanPlan, run_scanner
+from orchestrator.verdict_cache import VerdictCache, archive_ids
+
+# One read of each pattern archive per run, not one per host.
+_archive_ids = lru_cache(maxsize=16)(archive_ids)
 
 
 def _as_list(value: Any, name: str, host: str) -> tuple[str, ...]:
@@ -43,6 +60,7 @@ def _plan(ctx: ActionContext, args: dict[str, Any], scan_type: str) -> ScanPlan:
     if ctx.timeout:
         timeouts = replace(timeouts, scan=ctx.timeout)
     max_size = args.get("max_size")
+    detection = _detection(ctx, args)
     return ScanPlan(
         scan_type=scan_type,
         run=ctx.run.run,
@@ -54,7 +72,28 @@ def _plan(ctx: ActionContext, args: dict[str, Any], scan_type: str) -> ScanPlan:
         max_size=int(max_size) if max_size is not None else None,
         wheel_dir=ctx.run.wheel_dir if has_yara else None,
         timeouts=timeouts,
+        scanner_options=detection.scanner_args(),
+        cache=VerdictCache.default() if detection.use_cache else None,
+        pattern_ids=_archive_ids(zip_path) if zip_path else None,
+        since_last=detection.since_last,
+        min_level=detection.min_level,
     )
+
+
+def _detection(ctx: ActionContext, args: dict[str, Any]) -> DetectionOptions:
+    try:
+        return DetectionOptions(
+            min_level=args.get("min_level", "warning"),
+            threads=args.get("threads"),
+            low_impact=bool(args.get("low_impact", False)),
+            cpu_limit=args.get("cpu_limit"),
+            all_types=bool(args.get("all_types", False)),
+            scan_archives=bool(args.get("scan_archives", False)),
+            use_cache=bool(args.get("cache", True)),
+            since_last=bool(args.get("since_last", False)),
+        )
+    except UsageError as exc:
+        raise StepFailed(ctx.host, exc.message) from None
 
 
 def _keep_log(ctx: ActionContext, log: dict[str, Any], kind: str) -> Path:
@@ -84,9 +123,29 @@ class Scan(Action):
     spec = ActionSpec(
         name="scan",
         optional=frozenset(
-            {"type", "paths", "exclude", "patterns", "max_size", "include_mounts", "action"}
+            {
+                "type",
+                "paths",
+                "exclude",
+                "patterns",
+                "max_size",
+                "include_mounts",
+                "action",
+                "min_level",
+                "threads",
+                "low_impact",
+                "cpu_limit",
+                "all_types",
+                "scan_archives",
+                "cache",
+                "since_last",
+            }
         ),
-        choices={"type": SCAN_TYPES[:3], "action": ("log-only",)},
+        choices={
+            "type": SCAN_TYPES[:3],
+            "action": ACTIONS,
+            "min_level": ("notice", "warning", "alert"),
+        },
     )
 
     def _scan_type(self, ctx: ActionContext, args: dict[str, Any]) -> str:
@@ -95,9 +154,8 @@ class Scan(Action):
             raise StepFailed(
                 ctx.host, f"scan type must be one of quick, full, folders: {scan_type!r}"
             )
-        # Log-only is the only action built; mission-critical hosts would get nothing else anyway.
-        if args.get("action", "log-only") != "log-only":
-            raise StepFailed(ctx.host, "only action log-only is available")
+        if args.get("action", "log-only") not in ACTIONS:
+            raise StepFailed(ctx.host, f"action must be one of {', '.join(ACTIONS)}")
         if scan_type == "folders" and not args.get("paths"):
             raise StepFailed(ctx.host, "scan type folders needs paths")
         return scan_type
@@ -106,31 +164,75 @@ class Scan(Action):
         scan_type = self._scan_type(ctx, args)
         log = run_scanner(ctx.live_session(), _plan(ctx, args, scan_type), ctx.hostvars)
         path = _keep_log(ctx, log, "scan")
+        acted = self._act(ctx, args, log, path)
         findings = log.get("findings") or []
+        min_level = args.get("min_level", "warning")
+        count = counted(findings, min_level)
         data = {
             "log": str(path),
             "complete": log.get("complete", True),
             "files_scanned": log["stats"]["files_scanned"],
             "errors": log["stats"]["errors"],
             "findings": [
-                {"path": f["path"], "rule": f["rule"], "engine": f["engine"], "sha256": f["sha256"]}
+                {
+                    "path": f["path"],
+                    "rule": f["rule"],
+                    "engine": f["engine"],
+                    "sha256": f["sha256"],
+                    "score": f.get("score"),
+                    "level": f.get("level"),
+                }
                 for f in findings
             ],
         }
-        message = f"{scan_type}: {data['files_scanned']} files, {len(findings)} findings"
+        message = f"{scan_type}: {data['files_scanned']} files, {count} findings"
+        if len(findings) > count:
+            message += f" ({len(findings) - count} more below {min_level})"
+        if acted.message:
+            message += f"; {acted.message}"
+            data["actions"] = log.get("actions", [])
         diff = _diff(ctx, path, log, findings_diff)
         if log.get("complete") is False:
-            return Outcome("failed", data, f"{message}; scan incomplete", len(findings), diff=diff)
-        return Outcome("ok", data, message, len(findings), diff=diff)
+            return Outcome("failed", data, f"{message}; scan incomplete", count, diff=diff)
+        if acted.failed:
+            return Outcome("failed", data, message, count, diff=diff)
+        # Files removed from the host: the one scan outcome that changed something.
+        status = "changed" if acted.quarantined else "ok"
+        return Outcome(status, data, message, count, diff=diff)
+
+    def _act(
+        self, ctx: ActionContext, args: dict[str, Any], log: dict[str, Any], path: Path
+    ) -> ActionSummary:
+        """The scan's action (quarantine) on the fetched log; the log is kept again after."""
+        action = args.get("action", "log-only")
+        vault = None
+        if action == "quarantine" and not is_mission_critical(ctx.hostvars):
+            try:
+                vault = Vault.open()
+                vault.ensure_key()
+            except VaultError as exc:
+                raise StepFailed(ctx.host, str(exc)) from None
+        policy = ActionPolicy(action, args.get("min_level", DEFAULT_MIN_LEVEL), vault)
+        acted = apply_action(ctx.live_session(), log, ctx.hostvars, policy, path)
+        write_json_atomic(path, log)
+        return acted
 
     def check(self, ctx: ActionContext, args: dict[str, Any]) -> Outcome:
         scan_type = self._scan_type(ctx, args)
         plan = _plan(ctx, args, scan_type)
         where = ", ".join(plan.paths) if plan.paths else f"the {scan_type} scan folders"
+        then = ""
+        if args.get("action") == "quarantine":
+            level = args.get("min_level", DEFAULT_MIN_LEVEL)
+            then = (
+                " (mission-critical: log-only, quarantine refused)"
+                if is_mission_critical(ctx.hostvars)
+                else f", quarantine findings at or above {level}"
+            )
         return Outcome(
             "ok",
             message=f"would push {plan.payload.name} and the patterns, scan {where}, "
-            "fetch the log and remove the temp dir",
+            f"fetch the log{then} and remove the temp dir",
         )
 
 

@@ -1,7 +1,9 @@
 """Signed, versioned pattern bundles for air-gapped plants (library; the CLI is separate).
 
     generate_keypair(secret, public, comment) -> PublicKey
-    build_bundle(src_dir, dest, secret_key, name, version, released, expires) -> Path
+    build_bundle(src_dir, dest, secret_key, name, version, released, expires,
+                 skip_broken=False) -> Path       (YARA rules compiled in; RuleCompileError)
+    build_bundle_manifest(...) -> (Path, Manifest)
     verify_bundle(bundle, trusted_keys, installed_version=None, today=None) -> Manifest
     import_bundle(bundle, store_dir, trusted_keys, today=None) -> Path
     list_bundles(store_dir) -> list[InstalledBundle]; installed(store_dir, name)
@@ -9,7 +11,12 @@
 The bundle file layout is described in build.py, the store layout in store.py.
 """
 
-from orchestrator.bundles.build import build_bundle
+from orchestrator.bundles.build import (
+    BrokenRule,
+    RuleCompileError,
+    build_bundle,
+    build_bundle_manifest,
+)
 from orchestrator.bundles.errors import BundleError
 from orchestrator.bundles.keys import PublicKey, generate_keypair, load_public_key
 from orchestrator.bundles.manifest import FileEntry, Manifest
@@ -17,12 +24,15 @@ from orchestrator.bundles.store import InstalledBundle, import_bundle, installed
 from orchestrator.bundles.verify import verify_bundle
 
 __all__ = [
+    "BrokenRule",
     "BundleError",
     "FileEntry",
     "InstalledBundle",
     "Manifest",
     "PublicKey",
+    "RuleCompileError",
     "build_bundle",
+    "build_bundle_manifest",
     "generate_keypair",
     "import_bundle",
     "installed",

@@ -7,9 +7,23 @@ for transfer with any tool; uncompressed keeps verification a plain read). Membe
     manifest.json.minisig    minisign signature of manifest.json
     patterns/<path>          every file listed in the manifest, nothing else
 
+When the folder has YARA rules, they are compiled here, once, with the controller's
+yara-python (the same external variables, one namespace per file, includes disabled, as on
+the hosts), into two more files listed in the manifest like any other:
+
+    patterns/compiled/content.yarc   rule files that use no external variable
+    patterns/compiled/path.yarc      rule files that use filename, filepath, extension, ...
+
+and the manifest's ``yara`` entry records the libyara version and the rule counts. A host whose
+yara module has the same libyara loads them instead of compiling (see
+agentless_scanner/yara_engine.py). A rule file that does not compile stops the build with
+every broken rule named (RuleCompileError), or with ``skip_broken`` is left out and listed in
+the manifest's ``excluded`` entry with the reason.
+
 Every member is a regular file (no directory, link or device entries) with mode 0644,
 owner 0/0 and mtime = the release date, so the same inputs give the same archive bytes
-except for the signature (Ed25519 is deterministic: it is identical too).
+except for the signature (Ed25519 is deterministic: it is identical too; so is the compiled
+rules' serialisation for one libyara).
 """
 
 from __future__ import annotations
@@ -19,23 +33,67 @@ import io
 import os
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
-from agentless_scanner.patterns import is_pattern_file
+from agentless_scanner import yara_engine
+from agentless_scanner.patterns import YARA_SUFFIXES, is_pattern_file
 from orchestrator.bundles import minisig
 from orchestrator.bundles.errors import BundleError
 from orchestrator.bundles.keys import load_secret_key
 from orchestrator.bundles.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
+    ExcludedFile,
     FileEntry,
     Manifest,
     ManifestError,
+    YaraInfo,
     check_name,
     check_version,
     pattern_member,
 )
+
+
+@dataclass(frozen=True)
+class BrokenRule:
+    """A rule file the controller's yara-python does not compile."""
+
+    path: str  # relative path in the source folder
+    rule: str | None  # the rule declared at or before the error line
+    line: int | None
+    reason: str
+
+    def describe(self) -> str:
+        """``"sub/x.yar: rule Name, line 12: undefined identifier ..."``"""
+        return f"{self.path}: {yara_engine.describe_place(self.rule, self.line)}{self.reason}"
+
+
+class RuleCompileError(BundleError):
+    """Rule files do not compile; ``broken`` names each one, its rule and the reason."""
+
+    def __init__(self, broken: list[BrokenRule], src_dir: Path):
+        names = ", ".join(f"{b.path} (rule {b.rule})" if b.rule else b.path for b in broken)
+        super().__init__(
+            f"{len(broken)} YARA rule file(s) do not compile: {names}; fix them or pass "
+            "--skip-broken to leave them out of the bundle",
+            path=str(src_dir),
+        )
+        self.broken = broken
+
+
+@dataclass(frozen=True)
+class CompiledRules:
+    """The two compiled sets (serialised with ``Rules.save``; None when a set is empty)."""
+
+    libyara: str
+    content: bytes | None
+    path: bytes | None
+    content_rules: int
+    path_rules: int
+    broken: tuple[BrokenRule, ...]
 
 
 def collect_files(src_dir: Path) -> list[tuple[str, Path]]:
@@ -67,6 +125,64 @@ def collect_files(src_dir: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
+def _import_yara(src_dir: Path) -> Any:
+    try:
+        import yara
+    except ImportError as exc:
+        raise BundleError(
+            "yara-python is not installed on the controller, so the YARA rules cannot be "
+            f"compiled (pip install 'plantsweep[yara]'): {exc}",
+            path=str(src_dir),
+        ) from None
+    return yara
+
+
+def _save(rules: Any) -> bytes | None:
+    if rules is None:
+        return None
+    buffer = io.BytesIO()
+    rules.save(file=buffer)
+    return buffer.getvalue()
+
+
+def compile_yara(sources: list[tuple[str, bytes]], src_dir: Path) -> CompiledRules:
+    """Compile ``[(relpath, bytes)]`` of rule files into the content and path sets.
+
+    The bytes are written to a private temp folder and compiled from there, so what is
+    compiled is exactly what is hashed and signed (not whatever the source file holds a moment
+    later). Broken files are reported in ``broken`` and left out of both sets.
+    """
+    yara = _import_yara(src_dir)
+    by_rel = dict(sources)
+    with tempfile.TemporaryDirectory(prefix="plantsweep-rules-") as tmp:
+        files, data_at = [], {}
+        for rel, data in sources:
+            target = Path(tmp, *rel.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            files.append((rel, str(target)))
+            data_at[str(target)] = data
+        # The payload splits with the same function when it compiles from source.
+        content, path, broken, _ = yara_engine.compile_split(yara, files, data_at.__getitem__)
+    report = [
+        BrokenRule(
+            rel,
+            yara_engine.rule_at_line(by_rel[rel], line) if line is not None else None,
+            line or None,  # 0: libyara's "end of file"
+            reason,
+        )
+        for rel, line, reason in broken
+    ]
+    return CompiledRules(
+        libyara=str(yara.YARA_VERSION),
+        content=_save(content),
+        path=_save(path),
+        content_rules=sum(1 for _ in content) if content is not None else 0,
+        path_rules=sum(1 for _ in path) if path is not None else 0,
+        broken=tuple(report),
+    )
+
+
 def _add(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = len(data), 0o644, mtime
@@ -83,8 +199,25 @@ def build_bundle(
     version: int,
     released: date,
     expires: date,
+    skip_broken: bool = False,
 ) -> Path:
     """Write the signed bundle ``dest_file`` (atomically) and return its path."""
+    return build_bundle_manifest(
+        src_dir, dest_file, secret_key_path, name, version, released, expires, skip_broken
+    )[0]
+
+
+def build_bundle_manifest(
+    src_dir: Path,
+    dest_file: Path,
+    secret_key_path: Path,
+    name: str,
+    version: int,
+    released: date,
+    expires: date,
+    skip_broken: bool = False,
+) -> tuple[Path, Manifest]:
+    """``build_bundle``, also returning the signed manifest (rule counts, excluded files)."""
     dest_file = Path(dest_file)
     try:
         check_name(name)
@@ -95,13 +228,31 @@ def build_bundle(
         raise BundleError("expiry date is before the release date", path=str(dest_file))
     key = load_secret_key(secret_key_path)
 
-    # Read each file once: the hash and the archived bytes come from the same read.
+    # Read each file once: the hash, the compiled rules and the archived bytes all come from
+    # the same read.
     contents: list[tuple[str, bytes]] = []
     for rel, path in collect_files(src_dir):
         try:
             contents.append((rel, path.read_bytes()))
         except OSError as exc:
             raise BundleError(f"cannot read: {exc.strerror}", path=str(path)) from exc
+    rule_files = [(rel, data) for rel, data in contents if rel.lower().endswith(YARA_SUFFIXES)]
+    yara_info, excluded = None, ()
+    if rule_files:
+        compiled = compile_yara(rule_files, Path(src_dir))
+        if compiled.broken and not skip_broken:
+            raise RuleCompileError(list(compiled.broken), Path(src_dir))
+        left_out = {b.path for b in compiled.broken}
+        contents = [(rel, data) for rel, data in contents if rel not in left_out]
+        excluded = tuple(ExcludedFile(b.path, b.reason, b.rule, b.line) for b in compiled.broken)
+        for rel, data in (
+            (yara_engine.COMPILED_CONTENT, compiled.content),
+            (yara_engine.COMPILED_PATH, compiled.path),
+        ):
+            if data is not None:
+                contents.append((rel, data))
+        contents.sort()
+        yara_info = YaraInfo(compiled.libyara, compiled.content_rules, compiled.path_rules)
     manifest = Manifest(
         name=name,
         version=version,
@@ -110,6 +261,8 @@ def build_bundle(
         files=tuple(
             FileEntry(rel, hashlib.sha256(data).hexdigest(), len(data)) for rel, data in contents
         ),
+        yara=yara_info,
+        excluded=excluded,
     )
     manifest_bytes = manifest.to_json()
     signature = minisig.sign(manifest_bytes, key.private, key.key_id, manifest.trusted_comment())
@@ -131,4 +284,4 @@ def build_bundle(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return dest_file
+    return dest_file, manifest

@@ -4,9 +4,17 @@
 
     {"format": 1, "name": "demo", "version": 3,
      "released": "2026-11-01", "expires": "2027-05-01",
-     "files": [{"path": "rules/eicar.yar", "sha256": "<64 hex>", "size": 68}, ...]}
+     "files": [{"path": "rules/eicar.yar", "sha256": "<64 hex>", "size": 68}, ...],
+     "yara": {"libyara": "4.5.1", "content_rules": 2, "path_rules": 1},
+     "excluded": [{"path": "broken.yar", "rule": "Bad_Rule", "line": 7,
+                   "reason": "undefined identifier \"foo\""}]}
 
-``files`` is sorted by path; each path is relative to the bundle's ``patterns/`` folder.
+``files`` is sorted by path; each path is relative to the bundle's ``patterns/`` folder. It
+includes the compiled rule sets ``compiled/content.yarc`` and ``compiled/path.yarc`` when the
+bundle has YARA rules. ``yara`` (only when the bundle has YARA rules) names the libyara that
+compiled them and how many rules each set holds; ``excluded`` (only when not empty) lists the
+rule files ``build --skip-broken`` left out and why. Both are optional, so manifests written
+before they existed still parse.
 """
 
 from __future__ import annotations
@@ -40,12 +48,29 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class YaraInfo:
+    libyara: str  # the libyara version that compiled compiled/*.yarc
+    content_rules: int
+    path_rules: int
+
+
+@dataclass(frozen=True)
+class ExcludedFile:
+    path: str  # relative path of the rule file in the source folder
+    reason: str  # the compiler's message
+    rule: str | None = None  # the rule around the error line
+    line: int | None = None
+
+
+@dataclass(frozen=True)
 class Manifest:
     name: str
     version: int
     released: date
     expires: date
     files: tuple[FileEntry, ...]
+    yara: YaraInfo | None = None
+    excluded: tuple[ExcludedFile, ...] = ()
 
     def trusted_comment(self) -> str:
         """The signed comment: minisign -V prints it, and verify checks it matches."""
@@ -63,6 +88,17 @@ class Manifest:
             "expires": self.expires.isoformat(),
             "files": [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in self.files],
         }
+        if self.yara is not None:
+            data["yara"] = {
+                "libyara": self.yara.libyara,
+                "content_rules": self.yara.content_rules,
+                "path_rules": self.yara.path_rules,
+            }
+        if self.excluded:
+            data["excluded"] = [
+                {"path": e.path, "rule": e.rule, "line": e.line, "reason": e.reason}
+                for e in self.excluded
+            ]
         return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
@@ -129,10 +165,48 @@ def parse_manifest(raw: bytes) -> Manifest:
         released=_date(data, "released"),
         expires=_date(data, "expires"),
         files=tuple(sorted(files, key=lambda f: f.path)),
+        yara=_yara_info(data.get("yara")),
+        excluded=_excluded(data.get("excluded", [])),
     )
     if manifest.expires < manifest.released:
         raise ManifestError("expires is before released")
     return manifest
+
+
+def _count(value: Any, what: str) -> int:
+    if type(value) is not int or value < 0:
+        raise ManifestError(f"bad {what} {value!r} in manifest 'yara'")
+    return value
+
+
+def _yara_info(value: Any) -> YaraInfo | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("libyara"), str):
+        raise ManifestError("manifest 'yara' is not an object with a libyara version")
+    return YaraInfo(
+        value["libyara"],
+        _count(value.get("content_rules"), "content_rules"),
+        _count(value.get("path_rules"), "path_rules"),
+    )
+
+
+def _excluded(value: Any) -> tuple[ExcludedFile, ...]:
+    if not isinstance(value, list):
+        raise ManifestError("manifest 'excluded' is not a list")
+    found = []
+    for item in value:
+        ok = (
+            isinstance(item, dict)
+            and isinstance(item.get("path"), str)
+            and isinstance(item.get("reason"), str)
+            and isinstance(item.get("rule"), str | None)
+            and (item.get("line") is None or type(item.get("line")) is int)
+        )
+        if not ok:
+            raise ManifestError(f"bad entry in manifest 'excluded': {item!r}")
+        found.append(ExcludedFile(item["path"], item["reason"], item.get("rule"), item.get("line")))
+    return tuple(found)
 
 
 def pattern_member(path: str) -> str:

@@ -27,7 +27,12 @@ def previous_log(out: Path, current_run: str, file_name: str) -> dict[str, Any] 
 
 def findings_diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     def keys(log: dict[str, Any]) -> set[tuple[str, str]]:
-        return {(f["path"], f["rule"]) for f in log.get("findings") or []}
+        # Every match of every finding (logs of schema 1.0 had one finding per match).
+        return {
+            (f["path"], m["rule"])
+            for f in log.get("findings") or []
+            for m in f.get("matches") or [f]
+        }
 
     old, new = keys(before), keys(after)
     return [f"+ finding {p} ({r})" for p, r in sorted(new - old)] + [

@@ -1,0 +1,142 @@
+"""What the controller hands to a scan and gets back, so work done once is not done again.
+
+Three gzip files, all optional (see the README, "Fleet verdict cache" and "--since-last"):
+
+- ``--verdicts FILE`` (in): the fleet's verdicts of the content-only YARA rules per SHA-256,
+  ``{"format": 1, "rules_id": ..., "libyara": ..., "clean": [hex...], "matched": {hex:
+  [match...]}}``. Used only if ``rules_id`` and ``libyara`` equal this scan's: then a file
+  whose SHA-256 is listed is not matched by the content rules again. Path-dependent rules
+  (external variables), hash IOCs and filename IOCs still run on every file.
+- ``--since FILE`` (in): the host's previous scan with the same patterns and options,
+  ``{"format": 1, "patterns_id": ..., "options": {...}, "files": [[path, size, mtime_ns, inode,
+  sha256], ...], "findings": [finding, ...]}``. A file with the same path, size, mtime, inode
+  and SHA-256 is not matched at all: its previous findings are carried over.
+- ``--files-out FILE`` (out): one JSON line per scanned file, ``[path, size, mtime_ns, inode,
+  sha256, state]``, after a header line ``{"format": 1, "rules_id", "libyara", "patterns_id",
+  "options"}``. ``state`` is ``clean`` or ``matched`` (content rules ran), ``cached`` (verdict
+  from --verdicts), ``unchanged`` (carried over by --since), or ``unchecked`` (content rules
+  did not run: no YARA, or the match failed). The controller builds the next --verdicts and
+  --since files from it; ``unchecked`` files never become ``clean`` verdicts.
+"""
+
+import gzip
+import hashlib
+import json
+import threading
+
+FORMAT = 1
+
+
+def rules_id(yara_files):
+    """Identity of the YARA rule set: sha256 over ``relpath NUL sha256(content) LF``, sorted.
+
+    The controller computes the same value over the same pattern folder."""
+    return _files_id(yara_files)
+
+
+def patterns_id(files):
+    """Identity of the whole pattern set (YARA, hash and filename IOCs)."""
+    return _files_id(files)
+
+
+def _files_id(files):
+    outer = hashlib.sha256()
+    for rel, path in sorted(files):
+        inner = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                inner.update(chunk)
+        outer.update(rel.encode("utf-8", "surrogateescape") + b"\0")
+        outer.update(inner.hexdigest().encode("ascii") + b"\n")
+    return outer.hexdigest()
+
+
+def _read_json_gz(path):
+    with gzip.open(path, "rb") as fh:
+        return json.loads(fh.read().decode("utf-8"))
+
+
+class Verdicts(object):
+    """Content-rule verdicts by SHA-256 (hex)."""
+
+    def __init__(self, clean=(), matched=None):
+        self.clean = set(clean)
+        self.matched = dict(matched or {})
+        self.hits = 0
+
+    def get(self, sha256):
+        """The cached content matches (a list, empty if clean), or None if unknown."""
+        if sha256 in self.matched:
+            return self.matched[sha256]
+        if sha256 in self.clean:
+            return []
+        return None
+
+
+def load_verdicts(path, expected_rules_id, libyara):
+    """(Verdicts or None, reason it is not used or None)."""
+    try:
+        data = _read_json_gz(path)
+    except (OSError, ValueError, EOFError) as exc:
+        return None, "verdict cache unreadable: %s" % exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return None, "verdict cache has an unknown format"
+    if data.get("rules_id") != expected_rules_id:
+        return None, "verdict cache is for other rules"
+    if data.get("libyara") != libyara:
+        return None, "verdict cache is from libyara %s, this scan uses %s" % (
+            data.get("libyara"),
+            libyara,
+        )
+    return Verdicts(data.get("clean") or (), data.get("matched") or {}), None
+
+
+class Previous(object):
+    """The host's previous scan (--since): unchanged files and their findings."""
+
+    def __init__(self, files, findings):
+        self.files = dict((entry[0], tuple(entry[1:5])) for entry in files)
+        self.findings = {}
+        for finding in findings:
+            self.findings.setdefault(finding.get("path"), []).append(finding)
+        self.unchanged = 0
+
+    def carried_over(self, shown, size, mtime_ns, inode, sha256):
+        """The previous findings of an unchanged file (a list), or None if it changed."""
+        if self.files.get(shown) != (size, mtime_ns, inode, sha256):
+            return None
+        return [dict(f) for f in self.findings.get(shown, ())]
+
+
+def load_previous(path, expected_patterns_id, options):
+    """(Previous or None, reason it is not used or None)."""
+    try:
+        data = _read_json_gz(path)
+    except (OSError, ValueError, EOFError) as exc:
+        return None, "previous scan unreadable: %s" % exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return None, "previous scan has an unknown format"
+    if data.get("patterns_id") != expected_patterns_id:
+        return None, "previous scan used other patterns"
+    if data.get("options") != options:
+        return None, "previous scan used other options (%s)" % data.get("options")
+    return Previous(data.get("files") or (), data.get("findings") or ()), None
+
+
+class FileIndex(object):
+    """Writer of --files-out (thread-safe)."""
+
+    def __init__(self, path, header):
+        # Open for the whole scan; closed by close() after the last worker ended.
+        self._fh = gzip.open(path, "wt", encoding="utf-8", compresslevel=3)  # noqa: SIM115
+        self._lock = threading.Lock()
+        header = dict(header, format=FORMAT)
+        self._fh.write(json.dumps(header, sort_keys=True) + "\n")
+
+    def add(self, shown, size, mtime_ns, inode, sha256, state):
+        line = json.dumps([shown, size, mtime_ns, inode, sha256, state]) + "\n"
+        with self._lock:
+            self._fh.write(line)
+
+    def close(self):
+        self._fh.close()

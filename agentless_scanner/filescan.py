@@ -18,6 +18,7 @@ import threading
 import time
 
 from agentless_scanner import archives, filetypes, scoring, yara_engine
+from agentless_scanner import verdicts as verdicts_mod
 from agentless_scanner.scanlog import path_fields
 from agentless_scanner.timeutil import iso_utc
 from agentless_scanner.walker import DeadlineReached
@@ -53,7 +54,7 @@ def _md5():
             return None
 
 
-def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None):
+def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None, all_digests=True):
     """Read ``fd`` to EOF in CHUNK_SIZE pieces and hash it; keep the bytes if ``keep_data``.
 
     Memory: with ``keep_data`` one buffer of the file's size (grown only if the file grows),
@@ -65,7 +66,10 @@ def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None):
     """
     if readinto is None:
         readinto = io.FileIO(fd, "r", closefd=False).readinto
-    sha256, sha1, md5 = hashlib.sha256(), hashlib.sha1(), _md5()
+    # SHA-1 and MD5 cost more than SHA-256 together: when the bytes are kept they are
+    # computed later, only for findings (see add_digests), unless IOCs of that kind exist.
+    sha256 = hashlib.sha256()
+    sha1, md5 = (hashlib.sha1(), _md5()) if all_digests or not keep_data else (None, None)
     buf = bytearray(max(1, min(st.st_size, max_size)) if keep_data else CHUNK_SIZE)
     view = memoryview(buf)
     result = FileData()
@@ -73,25 +77,34 @@ def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None):
     while True:
         if deadline_at is not None and time.monotonic() >= deadline_at:
             raise DeadlineReached()
+        probed = 0
         if keep_data:
-            if total == len(buf):  # the file grew while we read it
-                view.release()
+            if total == len(buf):
+                # Full: most files end exactly here. Probe with one byte before growing the
+                # buffer (growing costs a 1 MiB allocation per file).
+                probe = bytearray(1)
+                if not readinto(memoryview(probe)):
+                    break
+                view.release()  # the file grew while we read it
                 buf.extend(bytes(CHUNK_SIZE))
                 view = memoryview(buf)
-            target = view[total : min(len(buf), total + CHUNK_SIZE)]
+                buf[total] = probe[0]
+                probed = 1
+            target = view[total + probed : min(len(buf), total + CHUNK_SIZE)]
         else:
             target = view
-        count = readinto(target)
+        count = readinto(target) + probed
         if not count:
             break
-        with target[:count] as chunk:
+        with view[total : total + count] if keep_data else target[:count] as chunk:
             if not total:
                 result.head = bytes(chunk[: filetypes.HEAD_SIZE])
             total += count
             if total > max_size:
                 raise TooLarge(total)
             sha256.update(chunk)
-            sha1.update(chunk)
+            if sha1 is not None:
+                sha1.update(chunk)
             if md5 is not None:
                 md5.update(chunk)
         if keep_data:
@@ -107,7 +120,7 @@ def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None):
     result.changed = "; ".join(reasons) or None
     result.size = total
     result.sha256 = sha256.hexdigest()
-    result.sha1 = sha1.hexdigest()
+    result.sha1 = sha1.hexdigest() if sha1 is not None else None
     result.md5 = md5.hexdigest() if md5 is not None else None
     if keep_data:
         result.data = view[:total]
@@ -159,13 +172,16 @@ class FileScanner(object):
         self.bytes_scanned = 0
         self.members_scanned = 0
         self.type_filtered = 0  # quick scans: files hashed but not YARA-matched
+        algos = set(ioc["algo"] for ioc in patterns.hashes.values())
+        self.need_all_digests = bool(algos & {"sha1", "md5"})
         self.findings = []
         self.findings_omitted = 0
         self._owners = {}
         self._lock = threading.Lock()
-        rules = (yara.content_rules, yara.path_rules) if yara is not None else (None, None)
-        self.content_rules, self.path_rules = rules
-        self.use_yara = self.content_rules is not None or self.path_rules is not None
+        self.content_rules = yara.content_rules if yara is not None else None
+        self.path_rules = yara.path_rules if yara is not None else None
+        self.all_rules = yara.all_rules if yara is not None else None
+        self.use_yara = any(r is not None for r in (self.content_rules, self.path_rules))
 
     def owner(self, uid):
         if uid not in self._owners:
@@ -191,7 +207,15 @@ class FileScanner(object):
             return
         keep = self.use_yara or self.options.archive_limits is not None
         try:
-            data = read_file(fd, st, self.max_size, keep, self.deadline_at, self.options.readinto)
+            data = read_file(
+                fd,
+                st,
+                self.max_size,
+                keep,
+                self.deadline_at,
+                self.options.readinto,
+                self.need_all_digests,
+            )
         except TooLarge as exc:
             self.recorder.skip(
                 path,
@@ -233,11 +257,10 @@ class FileScanner(object):
             "mtime": iso_utc(st.st_mtime),
         }
         name = shown.replace("\\", "/").rsplit("/", 1)[-1]
-        state = self._scan_bytes(
-            path, file_info, data, None, self._yara_wanted(path, name, data.head)
-        )
+        wanted = self._yara_wanted(path, name, data.head)
+        state, pkey, pstate = self._scan_bytes(path, file_info, data, None, wanted)
         if index is not None:
-            index.add(shown, data.size, st.st_mtime_ns, st.st_ino, data.sha256, state)
+            index.add(shown, data.size, st.st_mtime_ns, st.st_ino, data.sha256, state, pkey, pstate)
         if self.options.archive_limits is not None and data.data is not None:
             self._scan_archive(path, file_info, data)
 
@@ -257,34 +280,15 @@ class FileScanner(object):
         return False
 
     def _scan_bytes(self, path, file_info, data, member, use_yara=True):
-        """Match one file's (or zip member's) bytes; add its finding. Returns the index state."""
+        """Match one file's (or zip member's) bytes; add its finding.
+
+        Returns the index states ``(content state, path key, path state)``."""
         matches = self._hash_matches(data)
-        state = "unchecked"
-        if use_yara and self.content_rules is not None:
-            cached = None
-            if self.options.verdicts is not None:
-                cached = self.options.verdicts.get(data.sha256)
-            if cached is not None:
-                with self._lock:
-                    self.options.verdicts.hits += 1
-                matches.extend(dict(m) for m in cached)
-                state = "cached"
-            else:
-                found = self._yara(
-                    path,
-                    self.content_rules,
-                    data.data,
-                    self._externals(file_info, data, member),
-                    "content",
-                )
-                if found is not None:
-                    matches.extend(found)
-                    state = "matched" if found else "clean"
-        if use_yara and self.path_rules is not None:
-            found = self._yara(
-                path, self.path_rules, data.data, self._externals(file_info, data, member), "path"
-            )
-            matches.extend(found or ())
+        state, pkey, pstate = "unchecked", None, None
+        if use_yara and self.use_yara:
+            externals = self._externals(file_info, data, member)
+            found, state, pkey, pstate = self._yara_verdicts(path, data, externals)
+            matches.extend(found)
         shown = file_info["shown"] + ("!" + member if member else "")
         for ioc in self.patterns.filename_iocs:
             if ioc.matches(shown):
@@ -300,10 +304,64 @@ class FileScanner(object):
                 )
         if matches:
             self._add(self._finding(path, file_info, data, matches, member))
-        return state
+        return state, pkey, pstate
+
+    def _yara_verdicts(self, path, data, externals):
+        """YARA matches of one file, from the verdicts where known (see verdicts.Verdicts).
+
+        Returns ``(matches, content state, path key, path state)``."""
+        verdicts = self.options.verdicts
+        content_known, origin = None, None
+        if self.content_rules is not None:
+            content_known, origin = verdicts.get(data.sha256)
+        pkey, path_known, path_origin = None, None, None
+        if self.path_rules is not None:
+            pkey = verdicts_mod.path_key(data.sha256, externals, yara_engine.EXTERNALS)
+            path_known, path_origin = verdicts.get_path(pkey)
+        if content_known is None and self.all_rules is not None and path_known is None:
+            # Nothing known: one pass with every rule, split by scope afterwards.
+            found = self._yara(path, self.all_rules, data.data, externals, None)
+            if found is None:
+                return [], "unchecked", pkey, "unchecked"
+            content = [m for m in found if m["scope"] == "content"]
+            on_path = [m for m in found if m["scope"] == "path"]
+            verdicts.put(data.sha256, content)
+            verdicts.put_path(pkey, on_path)
+            return found, _state(content), pkey, _state(on_path)
+        matches, state, pstate = [], "unchecked", None
+        if content_known is not None:
+            with self._lock:
+                if origin == "fleet":
+                    verdicts.hits += 1
+                else:
+                    verdicts.duplicates += 1
+            matches.extend(dict(m) for m in content_known)
+            state = "cached"
+        elif self.content_rules is not None:
+            found = self._yara(path, self.content_rules, data.data, externals, "content")
+            if found is not None:
+                verdicts.put(data.sha256, found)
+                matches.extend(found)
+                state = _state(found)
+        if pkey is not None:
+            if path_known is not None:
+                if path_origin == "fleet":
+                    with self._lock:
+                        verdicts.path_hits += 1
+                matches.extend(dict(m) for m in path_known)
+                pstate = "cached"
+            else:
+                found = self._yara(path, self.path_rules, data.data, externals, "path")
+                pstate = "unchecked" if found is None else _state(found)
+                if found is not None:
+                    verdicts.put_path(pkey, found)
+                    matches.extend(found)
+        return matches, state, pkey, pstate
 
     def _hash_matches(self, data):
         matches = []
+        if self.need_all_digests:
+            add_digests(data)
         for algo in ("sha256", "sha1", "md5"):
             digest = getattr(data, algo)
             ioc = self.patterns.hashes.get(digest) if digest else None
@@ -334,7 +392,11 @@ class FileScanner(object):
         }
 
     def _yara(self, path, rules, data, externals, scope):
-        """Matches of one rule set, or None if the match failed (recorded as an error)."""
+        """Matches of one rule set, or None if the match failed (recorded as an error).
+
+        ``scope`` None: the combined set, each match's scope found from its namespace."""
+        if rules is None:
+            return []
         timeout = yara_engine.MATCH_TIMEOUT_S
         if self.deadline_at is not None:
             timeout = min(timeout, max(1, self.deadline_at - time.monotonic()))
@@ -358,7 +420,7 @@ class FileScanner(object):
                 "rule": rule,
                 "source": namespace,
                 "score": scoring.yara_score(meta),
-                "scope": scope,
+                "scope": scope or self._scope_of(namespace),
             }
             if isinstance(meta.get("description"), str):
                 match["description"] = meta["description"]
@@ -368,6 +430,9 @@ class FileScanner(object):
                 match["tags"] = tags
             matches.append(match)
         return matches
+
+    def _scope_of(self, namespace):
+        return "path" if namespace in self.yara.path_namespaces else "content"
 
     # -- zip archives --------------------------------------------------------------------
 
@@ -390,6 +455,7 @@ class FileScanner(object):
         matches.sort(key=lambda m: (-m["score"], m["engine"], m["rule"]))
         top = matches[0]
         score = scoring.combine([m["score"] for m in matches])
+        add_digests(data)
         finding = path_fields(path)
         finding.update(
             {
@@ -423,16 +489,19 @@ class FileScanner(object):
                 return
             self.findings.append(finding)
 
-    def content_verdicts(self):
-        """{sha256: content matches} of the findings, for the fleet verdict cache."""
-        verdicts = {}
-        for finding in self.findings:
-            content = [
-                m for m in finding["matches"] if m["engine"] == "yara" and m["scope"] == "content"
-            ]
-            if content:
-                verdicts[finding["sha256"]] = content
-        return verdicts
+
+def _state(matches):
+    return "matched" if matches else "clean"
+
+
+def add_digests(data):
+    """Fill in SHA-1 and MD5 of a FileData whose bytes were kept (for a finding)."""
+    if data.sha1 is None and data.data is not None:
+        data.sha1 = hashlib.sha1(data.data).hexdigest()
+        md5 = _md5()
+        if md5 is not None:
+            md5.update(data.data)
+            data.md5 = md5.hexdigest()
 
 
 def read_bytes(data):
@@ -440,11 +509,6 @@ def read_bytes(data):
     result = FileData()
     result.size = len(data)
     result.sha256 = hashlib.sha256(data).hexdigest()
-    result.sha1 = hashlib.sha1(data).hexdigest()
-    md5 = _md5()
-    if md5 is not None:
-        md5.update(data)
-        result.md5 = md5.hexdigest()
     result.head = bytes(data[: filetypes.HEAD_SIZE])
     result.data = data
     return result

@@ -127,17 +127,17 @@ def _scan_options(args, patterns, yara, deadline_at):
     work["rules_id"] = rules_id
     work["patterns_id"] = patterns_id
     notes = []
+    options.verdicts = verdicts.Verdicts()
     if args.verdicts:
-        if yara.content_rules is None:
-            notes.append("verdict cache not used: no content-only YARA rules")
+        if yara.content_rules is None and yara.path_rules is None:
+            notes.append("verdict cache not used: no YARA rules")
         else:
-            options.verdicts, why = verdicts.load_verdicts(args.verdicts, rules_id, yara.libyara)
+            loaded, why = verdicts.load_verdicts(args.verdicts, rules_id, yara.libyara)
             if why:
                 notes.append("verdict cache not used: " + why)
             else:
-                work["verdicts_loaded"] = len(options.verdicts.clean) + len(
-                    options.verdicts.matched
-                )
+                options.verdicts = loaded
+                work["verdicts_loaded"] = loaded.loaded
     if args.since:
         options.previous, why = verdicts.load_previous(args.since, patterns_id, options_key)
         if why:
@@ -276,7 +276,9 @@ def run(args, payload, argv):
         options.index.close()
     yara.cleanup()
     finished = time.time()
-    work["cache_hits"] = options.verdicts.hits if options.verdicts is not None else 0
+    work["cache_hits"] = options.verdicts.hits
+    work["path_cache_hits"] = options.verdicts.path_hits
+    work["duplicates_reused"] = options.verdicts.duplicates
     work["unchanged_since_last"] = options.previous.unchanged if options.previous else 0
     if options.throttle is not None:
         work.update(options.throttle.as_log())

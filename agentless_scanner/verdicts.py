@@ -2,11 +2,14 @@
 
 Three gzip files, all optional (see the README, "Fleet verdict cache" and "--since-last"):
 
-- ``--verdicts FILE`` (in): the fleet's verdicts of the content-only YARA rules per SHA-256,
-  ``{"format": 1, "rules_id": ..., "libyara": ..., "clean": [hex...], "matched": {hex:
-  [match...]}}``. Used only if ``rules_id`` and ``libyara`` equal this scan's: then a file
-  whose SHA-256 is listed is not matched by the content rules again. Path-dependent rules
-  (external variables), hash IOCs and filename IOCs still run on every file.
+- ``--verdicts FILE`` (in): the fleet's YARA verdicts, ``{"format": 1, "rules_id": ...,
+  "libyara": ..., "clean": [sha256...], "matched": {sha256: [match...]}, "path_clean":
+  [key...], "path_matched": {key: [match...]}}``. Used only if ``rules_id`` and ``libyara``
+  equal this scan's. A file whose SHA-256 is listed is not matched by the content rules
+  again; its path rules (those using external variables) run unless the same bytes were
+  already matched with the very same external values (``path_key``: same file name, path,
+  extension, type and owner, as on identical HMIs). Hash and filename IOCs run on every
+  file.
 - ``--since FILE`` (in): the host's previous scan with the same patterns and options,
   ``{"format": 1, "patterns_id": ..., "options": {...}, "files": [[path, size, mtime_ns, inode,
   sha256], ...], "findings": [finding, ...]}``. A file with the same path, size, mtime, inode
@@ -14,8 +17,10 @@ Three gzip files, all optional (see the README, "Fleet verdict cache" and "--sin
 - ``--files-out FILE`` (out): one JSON line per scanned file, ``[path, size, mtime_ns, inode,
   sha256, state]``, after a header line ``{"format": 1, "rules_id", "libyara", "patterns_id",
   "options"}``. ``state`` is ``clean`` or ``matched`` (content rules ran), ``cached`` (verdict
-  from --verdicts), ``unchanged`` (carried over by --since), or ``unchecked`` (content rules
-  did not run: no YARA, or the match failed). The controller builds the next --verdicts and
+  known: from --verdicts or an earlier file with the same bytes), ``unchanged`` (carried over
+  by --since), or ``unchecked`` (content rules did not run: no YARA, the quick-scan type
+  filter, or the match failed). With path rules the line goes on with ``path_key, pstate``
+  (the same states, for the path rules). The controller builds the next --verdicts and
   --since files from it; ``unchecked`` files never become ``clean`` verdicts.
 """
 
@@ -57,20 +62,75 @@ def _read_json_gz(path):
 
 
 class Verdicts(object):
-    """Content-rule verdicts by SHA-256 (hex)."""
+    """YARA verdicts: of the content rules by SHA-256, of the path rules by ``path_key``
+    (SHA-256 and every external variable: the same bytes at the same path, same owner).
 
+    Filled from --verdicts and, during the scan, by every file matched, so a second file
+    with the same bytes on the same host is not matched by the content rules again.
+    Thread-safe enough: a set/dict insert is atomic under the GIL, and two threads that
+    match the same new content at once both compute the same verdict."""
+
+    def __init__(self, clean=(), matched=None, path_clean=(), path_matched=None):
+        # From --verdicts (the fleet): content by SHA-256, path rules by path_key.
+        self.fleet = _Book(clean, matched)
+        self.fleet_path = _Book(path_clean, path_matched)
+        # Learned during this scan: later files with the same bytes (and path) reuse them.
+        self.scan = _Book()
+        self.scan_path = _Book()
+        self.loaded = len(self.fleet) + len(self.fleet_path)
+        self.hits = 0  # files whose content verdict came from the fleet
+        self.path_hits = 0  # files whose path verdict came from the fleet
+        self.duplicates = 0  # files whose content verdict came from an earlier file here
+
+    def get(self, sha256):
+        """``(matches, "fleet"|"scan")`` of a known content verdict (matches empty if clean),
+        or ``(None, None)``."""
+        for book, origin in ((self.fleet, "fleet"), (self.scan, "scan")):
+            found = book.get(sha256)
+            if found is not None:
+                return found, origin
+        return None, None
+
+    def put(self, sha256, matches):
+        self.scan.put(sha256, matches)
+
+    def get_path(self, key):
+        for book, origin in ((self.fleet_path, "fleet"), (self.scan_path, "scan")):
+            found = book.get(key)
+            if found is not None:
+                return found, origin
+        return None, None
+
+    def put_path(self, key, matches):
+        self.scan_path.put(key, matches)
+
+
+class _Book(object):
     def __init__(self, clean=(), matched=None):
         self.clean = set(clean)
         self.matched = dict(matched or {})
-        self.hits = 0
 
-    def get(self, sha256):
-        """The cached content matches (a list, empty if clean), or None if unknown."""
-        if sha256 in self.matched:
-            return self.matched[sha256]
-        if sha256 in self.clean:
+    def __len__(self):
+        return len(self.clean) + len(self.matched)
+
+    def get(self, key):
+        if key in self.matched:
+            return self.matched[key]
+        if key in self.clean:
             return []
         return None
+
+    def put(self, key, matches):
+        if matches:
+            self.matched[key] = matches
+        else:
+            self.clean.add(key)
+
+
+def path_key(sha256, externals, names):
+    """Key of a path-rule verdict: the bytes and every external variable's value."""
+    text = "\0".join([sha256] + [externals[name] for name in names])
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def load_verdicts(path, expected_rules_id, libyara):
@@ -88,7 +148,13 @@ def load_verdicts(path, expected_rules_id, libyara):
             data.get("libyara"),
             libyara,
         )
-    return Verdicts(data.get("clean") or (), data.get("matched") or {}), None
+    verdicts = Verdicts(
+        data.get("clean") or (),
+        data.get("matched") or {},
+        data.get("path_clean") or (),
+        data.get("path_matched") or {},
+    )
+    return verdicts, None
 
 
 class Previous(object):
@@ -133,8 +199,11 @@ class FileIndex(object):
         header = dict(header, format=FORMAT)
         self._fh.write(json.dumps(header, sort_keys=True) + "\n")
 
-    def add(self, shown, size, mtime_ns, inode, sha256, state):
-        line = json.dumps([shown, size, mtime_ns, inode, sha256, state]) + "\n"
+    def add(self, shown, size, mtime_ns, inode, sha256, state, pkey=None, pstate=None):
+        entry = [shown, size, mtime_ns, inode, sha256, state]
+        if pkey is not None:
+            entry += [pkey, pstate]
+        line = json.dumps(entry) + "\n"
         with self._lock:
             self._fh.write(line)
 

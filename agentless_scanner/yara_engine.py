@@ -57,6 +57,11 @@ YARA_PYTHON_VERSION = "4.5.1"
 #: Compiled rule sets inside a bundle's pattern folder (relative POSIX paths).
 COMPILED_CONTENT = "compiled/content.yarc"
 COMPILED_PATH = "compiled/path.yarc"
+#: Both sets compiled together (with the externals): one pass over a file whose content
+#: verdict is not known yet, instead of two. ``compiled/scopes.json`` names the path set's
+#: namespaces (rule files), so the matches of that one pass can be split again.
+COMPILED_ALL = "compiled/all.yarc"
+COMPILED_SCOPES = "compiled/scopes.json"
 
 # A bare word naming an external variable: not a $string, #count, @offset or !length
 # reference and not part of a longer identifier. Searched after comments and "text strings"
@@ -111,6 +116,8 @@ class Yara(object):
         self.scratch = None
         self.content_rules = None  # yara.Rules: files that use no external variable
         self.path_rules = None  # yara.Rules: files that use filename, filepath, ...
+        self.all_rules = None  # yara.Rules: both sets in one (see COMPILED_ALL)
+        self.path_namespaces = frozenset()  # namespaces (rule files) of the path set
         self.rules = None  # tuple of the sets above that exist (None if neither)
         self.rule_count = 0  # content + path
         self.content_count = 0
@@ -130,6 +137,7 @@ class Yara(object):
             "compile_note": self.compile_note,
             "content_rules": self.content_count,
             "path_rules": self.path_count,
+            "single_pass": self.all_rules is not None,
             "reason": self.reason,
         }
 
@@ -346,12 +354,26 @@ def compile_set(yara, files, externals):
         return None, broken + [(rel, None, reason) for rel in sorted(good)]
 
 
-def compile_split(yara, files, read=None):
-    """Compile rule files ``[(rel, path)]`` into the content and the path set.
+class SplitRules(object):
+    """What ``compile_split`` gives: both compiled sets, the combined set, the path set's
+    namespaces, and the files that did not compile or could not be read."""
 
-    Returns ``(content_rules, path_rules, broken, unreadable)``: ``broken`` as ``compile_set``
-    gives it, ``unreadable`` as ``split_by_scope`` does. The controller's bundle build and the
-    host's compile from source both use this, so they split the same way.
+    def __init__(self, content, path, combined, path_files, broken, unreadable):
+        self.content = content
+        self.path = path
+        self.combined = combined
+        self.path_files = path_files  # namespaces (relative paths) of the path set
+        self.broken = broken
+        self.unreadable = unreadable
+
+
+def compile_split(yara, files, read=None):
+    """Compile rule files ``[(rel, path)]`` into the content and the path set, and both
+    together (only when both sets exist: else the one set is the combined set).
+
+    ``broken`` is as ``compile_set`` gives it, ``unreadable`` as ``split_by_scope`` does. The
+    controller's bundle build and the host's compile from source both use this, so they split
+    the same way.
     """
     content_files, path_files, unreadable = split_by_scope(files, read)
     content, broken = compile_set(yara, content_files, None)
@@ -362,7 +384,14 @@ def compile_split(yara, files, read=None):
         path_files = sorted(path_files + [f for f in content_files if f[0] in moved])
     externals = dict((name, "") for name in EXTERNALS)
     path, more = compile_set(yara, path_files, externals)
-    return content, path, sorted(broken + more), unreadable
+    broken = sorted(broken + more)
+    combined = None
+    if content is not None and path is not None:
+        left_out = set(rel for rel, _line, _reason in broken)
+        good = [(rel, p) for rel, p in sorted(files) if rel not in left_out]
+        combined, _again = compile_set(yara, good, externals)
+    names = sorted(rel for rel, _p in path_files if rel not in set(b[0] for b in broken))
+    return SplitRules(content, path, combined, names, broken, unreadable)
 
 
 # -- loading the rules on the host -----------------------------------------------------------
@@ -408,6 +437,20 @@ def _load_compiled(engine, root):
                 type(exc).__name__,
                 exc,
             )
+    all_path = os.path.join(root, *COMPILED_ALL.split("/"))
+    scopes_path = os.path.join(root, *COMPILED_SCOPES.split("/"))
+    if os.path.isfile(all_path) and os.path.isfile(scopes_path):
+        try:
+            with open(scopes_path, "rb") as fh:
+                namespaces = json.loads(fh.read().decode("utf-8"))["path"]
+            engine.all_rules = yara.load(filepath=all_path)
+            engine.path_namespaces = frozenset(namespaces)
+        except Exception as exc:  # an older or damaged bundle: two passes instead of one
+            engine.all_rules, engine.path_namespaces = None, frozenset()
+            engine.compile_note = "combined rules not loaded (%s: %s): two passes per file" % (
+                type(exc).__name__,
+                exc,
+            )
     content = loaded.get(COMPILED_CONTENT)
     path_rules = loaded.get(COMPILED_PATH)
     got = (_count_rules(content) if content else 0, _count_rules(path_rules) if path_rules else 0)
@@ -422,8 +465,10 @@ def _load_compiled(engine, root):
 
 
 def _compile_sources(engine, patterns):
-    content, path, broken, unreadable = compile_split(engine.module, patterns.yara_files)
-    engine.content_rules, engine.path_rules = content, path
+    split = compile_split(engine.module, patterns.yara_files)
+    engine.content_rules, engine.path_rules = split.content, split.path
+    engine.all_rules, engine.path_namespaces = split.combined, frozenset(split.path_files)
+    broken, unreadable = split.broken, split.unreadable
     for rel, message in unreadable:
         patterns.error(rel, message)
     sources = dict(patterns.yara_files)

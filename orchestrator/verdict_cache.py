@@ -149,7 +149,7 @@ class VerdictCache:
         """Learn from one finished scan; returns counts for the log."""
         header, entries = read_files_index(files_index)
         findings = log.get("findings") or []
-        learned = {"clean": 0, "matched": 0}
+        learned = {"content": 0, "path": 0}
         with self._locked():
             if log.get("complete", True):
                 # A partial scan still says something about every file it listed, but
@@ -178,24 +178,37 @@ class VerdictCache:
         if path.is_file():
             old = _read_gz_json(path)
             if old.get("libyara") != libyara:
-                return {"clean": 0, "matched": 0}  # another libyara: keep the first one's
+                return {"content": 0, "path": 0}  # another libyara: keep the first one's
             data = old
-        clean = set(data["clean"])
-        matched: dict[str, Any] = data["matched"]
-        before = len(clean), len(matched)
-        content = {
-            f["sha256"]: [
-                m for m in f.get("matches", []) if m["engine"] == "yara" and m["scope"] == "content"
-            ]
-            for f in findings
-            if "archive_member" not in f
+        books = {
+            "content": (set(data["clean"]), data["matched"]),
+            "path": (set(data.get("path_clean", [])), data.setdefault("path_matched", {})),
         }
+        before = {k: len(c) + len(m) for k, (c, m) in books.items()}
+        by_scope: dict[str, dict[str, Any]] = {"content": {}, "path": {}}
+        for f in findings:
+            if "archive_member" in f:
+                continue
+            for scope in by_scope:
+                found = [
+                    m for m in f.get("matches", []) if m["engine"] == "yara" and m["scope"] == scope
+                ]
+                by_scope[scope][f["sha256"] if scope == "content" else f["path"]] = found
         for entry in entries:
-            sha256, state = entry[4], entry[5]
-            if state == "clean" and len(clean) < MAX_CLEAN:
-                clean.add(sha256)
-            elif state == "matched" and content.get(sha256):
-                matched[sha256] = content[sha256]
-        data["clean"] = sorted(clean)
+            self._learn(books["content"], entry[4], entry[5], by_scope["content"].get(entry[4]))
+            if len(entry) >= 8:
+                self._learn(books["path"], entry[6], entry[7], by_scope["path"].get(entry[0]))
+        data["clean"] = sorted(books["content"][0])
+        data["path_clean"] = sorted(books["path"][0])
         _write_gz_json(path, data)
-        return {"clean": len(clean) - before[0], "matched": len(matched) - before[1]}
+        return {k: len(c) + len(m) - before[k] for k, (c, m) in books.items()}
+
+    @staticmethod
+    def _learn(
+        book: tuple[set[str], dict[str, Any]], key: str, state: str, matches: list[Any] | None
+    ) -> None:
+        clean, matched = book
+        if state == "clean" and len(clean) < MAX_CLEAN:
+            clean.add(key)
+        elif state == "matched" and matches:
+            matched[key] = matches

@@ -259,7 +259,7 @@ def _verdicts_from(
     cache: VerdictCache, host: str, index: Path, log: dict, patterns: Path, tmp: Path
 ) -> Path:
     learned = cache.absorb(host, index, log)
-    assert learned["clean"] > 0
+    assert learned["content"] > 0 and learned["path"] > 0
     archive = tmp / "patterns.zip"
     shutil.make_archive(str(archive.with_suffix("")), "zip", patterns)
     dest = tmp / "verdicts.json.gz"
@@ -287,6 +287,10 @@ def test_verdict_cache_gives_identical_findings(tmp_path, payload, wheels):
         tmp_path, payload, wheels, tree, patterns, "second.json", "--verdicts", str(verdicts)
     )
     assert second["performance"]["cache_hits"] == second["stats"]["files_scanned"]
+    # Same bytes at the same path: the path rules' verdicts came from the cache too.
+    assert second["performance"]["path_cache_hits"] == second["stats"]["files_scanned"]
+    # Within one scan, a second file with the same bytes reuses the first one's verdict.
+    assert first["performance"]["duplicates_reused"] > 0
     assert _comparable(first) == _comparable(second)
     # The path-dependent rule still ran per file although the content verdict was cached.
     assert "Detection_PathDependent" in {

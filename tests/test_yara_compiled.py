@@ -166,6 +166,7 @@ def test_hosts_with_the_pinned_libyara_load_the_compiled_rules(
     assert (engine["source"], engine["libyara"]) == ("interpreter", "4.5.1")
     assert (engine["compiled_from"], engine["compile_note"]) == ("bundle", None)
     assert (engine["content_rules"], engine["path_rules"], engine["rules_loaded"]) == (3, 1, 4)
+    assert engine["single_pass"] is True  # compiled/all.yarc: one pass per file
     assert venv["patterns"]["name"] == "demo" and venv["patterns"]["errors"] == []
     assert matched(venv) == expected
     levels = {f["path"].rsplit("/", 1)[1]: f["level"] for f in venv["findings"]}
@@ -214,6 +215,7 @@ def test_another_libyara_compiles_from_source_with_the_same_findings(
         f"libyara {OTHER_YARA} differs from the bundle's 4.5.1: compiled from source"
     )
     assert (engine["content_rules"], engine["path_rules"]) == (3, 1)
+    assert engine["single_pass"] is True
     assert matched(log) == expected
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tarfile
 import tempfile
@@ -91,6 +92,8 @@ class CompiledRules:
     libyara: str
     content: bytes | None
     path: bytes | None
+    combined: bytes | None  # both sets in one: one pass per file when no verdict is cached
+    path_files: tuple[str, ...]  # the path set's namespaces, to split the combined matches
     content_rules: int
     path_rules: int
     broken: tuple[BrokenRule, ...]
@@ -163,7 +166,8 @@ def compile_yara(sources: list[tuple[str, bytes]], src_dir: Path) -> CompiledRul
             files.append((rel, str(target)))
             data_at[str(target)] = data
         # The payload splits with the same function when it compiles from source.
-        content, path, broken, _ = yara_engine.compile_split(yara, files, data_at.__getitem__)
+        split = yara_engine.compile_split(yara, files, data_at.__getitem__)
+    content, path, broken = split.content, split.path, split.broken
     report = [
         BrokenRule(
             rel,
@@ -177,6 +181,8 @@ def compile_yara(sources: list[tuple[str, bytes]], src_dir: Path) -> CompiledRul
         libyara=str(yara.YARA_VERSION),
         content=_save(content),
         path=_save(path),
+        combined=_save(split.combined),
+        path_files=tuple(split.path_files),
         content_rules=sum(1 for _ in content) if content is not None else 0,
         path_rules=sum(1 for _ in path) if path is not None else 0,
         broken=tuple(report),
@@ -245,9 +251,14 @@ def build_bundle_manifest(
         left_out = {b.path for b in compiled.broken}
         contents = [(rel, data) for rel, data in contents if rel not in left_out]
         excluded = tuple(ExcludedFile(b.path, b.reason, b.rule, b.line) for b in compiled.broken)
+        scopes = None
+        if compiled.combined is not None:
+            scopes = (json.dumps({"path": list(compiled.path_files)}, indent=1) + "\n").encode()
         for rel, data in (
             (yara_engine.COMPILED_CONTENT, compiled.content),
             (yara_engine.COMPILED_PATH, compiled.path),
+            (yara_engine.COMPILED_ALL, compiled.combined),
+            (yara_engine.COMPILED_SCOPES, scopes),
         ):
             if data is not None:
                 contents.append((rel, data))

@@ -179,9 +179,11 @@ class FileScanner(object):
         self._owners = {}
         self._lock = threading.Lock()
         self.content_rules = yara.content_rules if yara is not None else None
+        # Content rules exist (run through the combined set when it is loaded).
+        self.has_content = yara is not None and yara.content_count > 0
         self.path_rules = yara.path_rules if yara is not None else None
         self.all_rules = yara.all_rules if yara is not None else None
-        self.use_yara = any(r is not None for r in (self.content_rules, self.path_rules))
+        self.use_yara = self.has_content or self.path_rules is not None
 
     def owner(self, uid):
         if uid not in self._owners:
@@ -254,7 +256,7 @@ class FileScanner(object):
         file_info = {
             "shown": shown,
             "owner": self.owner(st.st_uid),
-            "mtime": iso_utc(st.st_mtime),
+            "mtime": st.st_mtime,  # formatted only for a finding
         }
         name = shown.replace("\\", "/").rsplit("/", 1)[-1]
         wanted = self._yara_wanted(path, name, data.head)
@@ -312,7 +314,7 @@ class FileScanner(object):
         Returns ``(matches, content state, path key, path state)``."""
         verdicts = self.options.verdicts
         content_known, origin = None, None
-        if self.content_rules is not None:
+        if self.has_content:
             content_known, origin = verdicts.get(data.sha256)
         pkey, path_known, path_origin = None, None, None
         if self.path_rules is not None:
@@ -337,9 +339,14 @@ class FileScanner(object):
                     verdicts.duplicates += 1
             matches.extend(dict(m) for m in content_known)
             state = "cached"
-        elif self.content_rules is not None:
-            found = self._yara(path, self.content_rules, data.data, externals, "content")
+        elif self.has_content:
+            # The content set alone, or the combined set's content-scope matches.
+            rules = self.content_rules or self.all_rules
+            found = self._yara(
+                path, rules, data.data, externals, "content" if self.content_rules else None
+            )
             if found is not None:
+                found = [m for m in found if m["scope"] == "content"]
                 verdicts.put(data.sha256, found)
                 matches.extend(found)
                 state = _state(found)
@@ -460,7 +467,7 @@ class FileScanner(object):
         finding.update(
             {
                 "size": data.size,
-                "mtime": file_info["mtime"],
+                "mtime": iso_utc(file_info["mtime"]),
                 "sha256": data.sha256,
                 "sha1": data.sha1,
                 "md5": data.md5,

@@ -129,7 +129,7 @@ def _scan_options(args, patterns, yara, deadline_at):
     notes = []
     options.verdicts = verdicts.Verdicts()
     if args.verdicts:
-        if yara.content_rules is None and yara.path_rules is None:
+        if not yara.content_count and yara.path_rules is None:
             notes.append("verdict cache not used: no YARA rules")
         else:
             loaded, why = verdicts.load_verdicts(args.verdicts, rules_id, yara.libyara)

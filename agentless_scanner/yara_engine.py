@@ -411,11 +411,18 @@ def _bundle_libyara(root):
 
 
 def _load_compiled(engine, root):
-    """Load the bundle's compiled sets. Returns None on success, else why not."""
+    """Load the bundle's compiled sets. Returns None on success, else why not.
+
+    With ``compiled/all.yarc`` and ``compiled/scopes.json`` the combined and the path set are
+    loaded (the combined set does the content set's work); else the content and path sets."""
     libyara, counts = _bundle_libyara(root)
-    present = [
-        rel for rel in (COMPILED_CONTENT, COMPILED_PATH) if os.path.isfile(os.path.join(root, rel))
-    ]
+
+    def there(rel):
+        return os.path.isfile(os.path.join(root, *rel.split("/")))
+
+    combined = there(COMPILED_ALL) and there(COMPILED_SCOPES)
+    wanted = [COMPILED_PATH] + ([COMPILED_ALL] if combined else [COMPILED_CONTENT])
+    present = [rel for rel in wanted if there(rel)]
     if not present:
         return "the pattern set has no compiled rules: compiled from source"
     if libyara is None:
@@ -427,39 +434,39 @@ def _load_compiled(engine, root):
         )
     yara = engine.module
     loaded = {}
-    for rel in present:
-        path = os.path.join(root, *rel.split("/"))
-        try:
-            loaded[rel] = yara.load(filepath=path)
-        except Exception as exc:
-            return "compiled rules %s could not be loaded (%s: %s): compiled from source" % (
-                rel,
-                type(exc).__name__,
-                exc,
-            )
-    all_path = os.path.join(root, *COMPILED_ALL.split("/"))
-    scopes_path = os.path.join(root, *COMPILED_SCOPES.split("/"))
-    if os.path.isfile(all_path) and os.path.isfile(scopes_path):
-        try:
-            with open(scopes_path, "rb") as fh:
-                namespaces = json.loads(fh.read().decode("utf-8"))["path"]
-            engine.all_rules = yara.load(filepath=all_path)
-            engine.path_namespaces = frozenset(namespaces)
-        except Exception as exc:  # an older or damaged bundle: two passes instead of one
-            engine.all_rules, engine.path_namespaces = None, frozenset()
-            engine.compile_note = "combined rules not loaded (%s: %s): two passes per file" % (
-                type(exc).__name__,
-                exc,
-            )
-    content = loaded.get(COMPILED_CONTENT)
+    rel = None
+    try:
+        for rel in present + ([COMPILED_SCOPES] if combined else []):
+            if rel == COMPILED_SCOPES:
+                with open(os.path.join(root, *rel.split("/")), "rb") as fh:
+                    namespaces = json.loads(fh.read().decode("utf-8"))["path"]
+            else:
+                loaded[rel] = yara.load(filepath=os.path.join(root, *rel.split("/")))
+    except Exception as exc:
+        return "compiled rules %s could not be loaded (%s: %s): compiled from source" % (
+            rel,
+            type(exc).__name__,
+            exc,
+        )
     path_rules = loaded.get(COMPILED_PATH)
-    got = (_count_rules(content) if content else 0, _count_rules(path_rules) if path_rules else 0)
+    path_count = _count_rules(path_rules) if path_rules else 0
+    if combined:
+        content = None
+        content_count = _count_rules(loaded[COMPILED_ALL]) - path_count
+    else:
+        content = loaded.get(COMPILED_CONTENT)
+        content_count = _count_rules(content) if content else 0
+    got = (content_count, path_count)
     if counts != (None, None) and tuple(counts) != got:
         return (
             "compiled rules hold %d content and %d path rules, the bundle says %s and %s: "
             "compiled from source" % (got[0], got[1], counts[0], counts[1])
         )
     engine.content_rules, engine.path_rules = content, path_rules
+    engine.content_count, engine.path_count = got
+    if combined:
+        engine.all_rules = loaded[COMPILED_ALL]
+        engine.path_namespaces = frozenset(namespaces)
     engine.compiled_from = "bundle"
     return None
 
@@ -494,10 +501,16 @@ def compile_rules(engine, patterns):
     if note is not None:
         engine.compile_note = note
         _compile_sources(engine, patterns)
-    engine.content_count = _count_rules(engine.content_rules) if engine.content_rules else 0
-    engine.path_count = _count_rules(engine.path_rules) if engine.path_rules else 0
+    if engine.compiled_from == "source":
+        engine.content_count = _count_rules(engine.content_rules) if engine.content_rules else 0
+        engine.path_count = _count_rules(engine.path_rules) if engine.path_rules else 0
+    if engine.all_rules is not None:
+        # The combined set does the content set's work (its content-scope matches): keep
+        # one copy of those rules in memory, not two.
+        engine.content_rules = None
     engine.rule_count = engine.content_count + engine.path_count
-    sets = tuple(r for r in (engine.content_rules, engine.path_rules) if r is not None)
+    sets = (engine.all_rules,) if engine.all_rules is not None else ()
+    sets = sets or tuple(r for r in (engine.content_rules, engine.path_rules) if r is not None)
     engine.rules = sets or None
     patterns.yara_rules = engine.rule_count
 

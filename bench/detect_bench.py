@@ -373,17 +373,17 @@ def ship_compiled(patterns: Path, files: dict[str, Path]) -> str:
     """Add the compiled sets and bundle.json that `plantsweep patterns build` puts in a bundle,
     so the scanner loads compiled rules as on a plant host; returns how it gets its rules."""
     try:
-        from orchestrator.bundles.build import compile_yara
+        from orchestrator.bundles.build import compile_yara, compiled_files
     except ImportError as exc:
         return f"compiles from source (no bundle compiler: {exc})"
     sources = [(ns, path.read_bytes()) for ns, path in sorted(files.items())]
     compiled = compile_yara(sources, patterns)
     if compiled.broken:
         return f"compiles from source (bundle compiler: {len(compiled.broken)} broken files)"
-    (patterns / "compiled").mkdir()
-    for name, data in (("content.yarc", compiled.content), ("path.yarc", compiled.path)):
-        if data is not None:
-            (patterns / "compiled" / name).write_bytes(data)
+    for rel, data in compiled_files(compiled):
+        target = patterns / rel
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(data)
     bundle = {
         "name": "signature-base-bench",
         "version": "1",

@@ -250,9 +250,12 @@ def load(root: Path) -> tuple[yara_engine.Yara, pattern_dir.PatternSet]:
 def test_match_rules_per_set(unpacked):
     engine, patterns = load(unpacked)
     assert engine.compiled_from == "bundle" and patterns.yara_rules == 4
-    assert len(engine.rules) == 2
+    # The combined set is loaded instead of the content set (one copy of those rules).
+    assert engine.rules == (engine.all_rules,) and engine.content_rules is None
+    assert (engine.content_count, engine.path_count) == (3, 1)
+    assert engine.path_namespaces == {"plantsweep-demo-filename.yar"}
     externals = dict.fromkeys(yara_engine.EXTERNALS, "")
-    found = yara_engine.match_rules(engine, engine.content_rules, ALERT, externals, 5)
+    found = yara_engine.match_rules(engine, engine.all_rules, ALERT, externals, 5)
     assert [(r, ns) for r, ns, _t, _m in found] == [
         ("PlantSweep_Demo_Alert", "plantsweep-demo-markers.yar")
     ]
@@ -263,20 +266,18 @@ def test_match_rules_per_set(unpacked):
     ]
     assert yara_engine.match_rules(engine, engine.path_rules, b"x", externals, 5) == []
     assert yara_engine.match_rules(engine, None, b"x", externals, 5) == []
-    # The old entry point runs both sets.
-    assert [r for r, *_ in yara_engine.match(engine, ALERT, named, 5)] == [
+    # The old entry point runs every loaded set (here the combined one).
+    assert sorted(r for r, *_ in yara_engine.match(engine, ALERT, named, 5)) == [
         "PlantSweep_Demo_Alert",
         "PlantSweep_Demo_Dropper_Name",
     ]
 
 
 def test_compiled_file_that_does_not_load_falls_back_to_source(unpacked):
-    (unpacked / "compiled" / "content.yarc").write_bytes(b"YARA but not really")
+    (unpacked / "compiled" / "all.yarc").write_bytes(b"YARA but not really")
     engine, patterns = load(unpacked)
     assert engine.compiled_from == "source" and engine.rule_count == 4
-    assert re.match(
-        r"compiled rules compiled/content.yarc could not be loaded", engine.compile_note
-    )
+    assert re.match(r"compiled rules compiled/all.yarc could not be loaded", engine.compile_note)
     assert patterns.errors == []
 
 

@@ -189,6 +189,20 @@ def compile_yara(sources: list[tuple[str, bytes]], src_dir: Path) -> CompiledRul
     )
 
 
+def compiled_files(compiled: CompiledRules) -> list[tuple[str, bytes]]:
+    """The compiled sets as the bundle's ``compiled/`` files (relative path, bytes)."""
+    scopes = None
+    if compiled.combined is not None:
+        scopes = (json.dumps({"path": list(compiled.path_files)}, indent=1) + "\n").encode()
+    files = (
+        (yara_engine.COMPILED_CONTENT, compiled.content),
+        (yara_engine.COMPILED_PATH, compiled.path),
+        (yara_engine.COMPILED_ALL, compiled.combined),
+        (yara_engine.COMPILED_SCOPES, scopes),
+    )
+    return [(rel, data) for rel, data in files if data is not None]
+
+
 def _add(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = len(data), 0o644, mtime
@@ -251,17 +265,7 @@ def build_bundle_manifest(
         left_out = {b.path for b in compiled.broken}
         contents = [(rel, data) for rel, data in contents if rel not in left_out]
         excluded = tuple(ExcludedFile(b.path, b.reason, b.rule, b.line) for b in compiled.broken)
-        scopes = None
-        if compiled.combined is not None:
-            scopes = (json.dumps({"path": list(compiled.path_files)}, indent=1) + "\n").encode()
-        for rel, data in (
-            (yara_engine.COMPILED_CONTENT, compiled.content),
-            (yara_engine.COMPILED_PATH, compiled.path),
-            (yara_engine.COMPILED_ALL, compiled.combined),
-            (yara_engine.COMPILED_SCOPES, scopes),
-        ):
-            if data is not None:
-                contents.append((rel, data))
+        contents.extend(compiled_files(compiled))
         contents.sort()
         yara_info = YaraInfo(compiled.libyara, compiled.content_rules, compiled.path_rules)
     manifest = Manifest(

@@ -54,11 +54,30 @@ def _md5():
             return None
 
 
+#: Buffers up to this size are kept per thread and reused for the next file (no allocation,
+#: zero-fill and page faults per file); a larger file gets a buffer of its own.
+REUSED_BUFFER_MAX = 16 << 20
+
+_buffers = threading.local()
+
+
+def _buffer(size):
+    """A bytearray of at least ``size`` bytes: this thread's reused one when it is small."""
+    if size > REUSED_BUFFER_MAX:
+        return bytearray(size)
+    buf = getattr(_buffers, "buf", None)
+    if buf is None or len(buf) < size:
+        # A new object, not a resize: views of the old one may still be alive.
+        buf = _buffers.buf = bytearray(max(size, 1 << 20))
+    return buf
+
+
 def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None, all_digests=True):
     """Read ``fd`` to EOF in CHUNK_SIZE pieces and hash it; keep the bytes if ``keep_data``.
 
-    Memory: with ``keep_data`` one buffer of the file's size (grown only if the file grows),
-    else one reused 1 MiB buffer. ``data`` is a memoryview of the bytes read.
+    Memory: with ``keep_data`` a buffer of at least the file's size (this thread's reused one
+    up to REUSED_BUFFER_MAX, grown only if the file grows), else a reused 1 MiB buffer.
+    ``data`` is a memoryview of the bytes read, valid until this thread reads the next file.
 
     Raises TooLarge if more than ``max_size`` bytes arrive (the file grew), DeadlineReached
     if the deadline passes mid-file, OSError on read errors. ``changed`` says why the
@@ -70,7 +89,7 @@ def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None, all_
     # computed later, only for findings (see add_digests), unless IOCs of that kind exist.
     sha256 = hashlib.sha256()
     sha1, md5 = (hashlib.sha1(), _md5()) if all_digests or not keep_data else (None, None)
-    buf = bytearray(max(1, min(st.st_size, max_size)) if keep_data else CHUNK_SIZE)
+    buf = _buffer(max(1, min(st.st_size, max_size)) if keep_data else CHUNK_SIZE)
     view = memoryview(buf)
     result = FileData()
     total = 0
@@ -80,14 +99,16 @@ def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None, all_
         probed = 0
         if keep_data:
             if total == len(buf):
-                # Full: most files end exactly here. Probe with one byte before growing the
-                # buffer (growing costs a 1 MiB allocation per file).
+                # Full: most files end exactly here. Probe with one byte before growing.
                 probe = bytearray(1)
                 if not readinto(memoryview(probe)):
                     break
-                view.release()  # the file grew while we read it
-                buf.extend(bytes(CHUNK_SIZE))
-                view = memoryview(buf)
+                # The file grew while we read it: a bigger buffer of its own (a copy, since
+                # the reused buffer may not be resized).
+                bigger = bytearray(len(buf) + CHUNK_SIZE)
+                bigger[:total] = view[:total]
+                view.release()
+                buf, view = bigger, memoryview(bigger)
                 buf[total] = probe[0]
                 probed = 1
             target = view[total + probed : min(len(buf), total + CHUNK_SIZE)]

@@ -196,6 +196,7 @@ class FileIndex(object):
         # Open for the whole scan; closed by close() after the last worker ended.
         self._fh = gzip.open(path, "wt", encoding="utf-8", compresslevel=3)  # noqa: SIM115
         self._lock = threading.Lock()
+        self._pending = []
         header = dict(header, format=FORMAT)
         self._fh.write(json.dumps(header, sort_keys=True) + "\n")
 
@@ -203,9 +204,19 @@ class FileIndex(object):
         entry = [shown, size, mtime_ns, inode, sha256, state]
         if pkey is not None:
             entry += [pkey, pstate]
-        line = json.dumps(entry) + "\n"
+        line = json.dumps(entry)
         with self._lock:
-            self._fh.write(line)
+            # Written in batches: one gzip write per 1,000 files, not one per file.
+            self._pending.append(line)
+            if len(self._pending) >= 1000:
+                self._flush()
+
+    def _flush(self):
+        if self._pending:
+            self._fh.write("\n".join(self._pending) + "\n")
+            self._pending = []
 
     def close(self):
-        self._fh.close()
+        with self._lock:
+            self._flush()
+            self._fh.close()

@@ -94,10 +94,20 @@ MAGIC = (
 )
 
 
+# Every magic number above starts at offset 0 and is 2, 4, 5 or 8 bytes long: one dict
+# lookup per length instead of a loop over the table (this runs for every file).
+_MAGIC_BY_LENGTH = {}
+for _offset, _magic, _label in MAGIC:
+    _MAGIC_BY_LENGTH.setdefault(len(_magic), {}).setdefault(_magic, _label)
+_MAGIC_LENGTHS = sorted(_MAGIC_BY_LENGTH, reverse=True)
+
+
 def file_type(head):
     """Short type label from the first bytes of a file ('' if unknown)."""
-    for offset, magic, label in MAGIC:
-        if head[offset : offset + len(magic)] == magic:
+    head = bytes(head[:8])
+    for length in _MAGIC_LENGTHS:
+        label = _MAGIC_BY_LENGTH[length].get(head[:length])
+        if label is not None:
             return label
     return ""
 

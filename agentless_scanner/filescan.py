@@ -54,20 +54,19 @@ def _md5():
             return None
 
 
-#: Buffers up to this size are kept per thread and reused for the next file (no allocation,
-#: zero-fill and page faults per file); a larger file gets a buffer of its own.
-REUSED_BUFFER_MAX = 16 << 20
-
 _buffers = threading.local()
 
 
 def _buffer(size):
-    """A bytearray of at least ``size`` bytes: this thread's reused one when it is small."""
-    if size > REUSED_BUFFER_MAX:
-        return bytearray(size)
+    """This thread's reused bytearray, grown to at least ``size`` bytes.
+
+    Reusing it saves an allocation, a zero-fill and the page faults per file; the buffer
+    keeps the size of the largest file this thread has read (at most --max-size), which is
+    the peak anyway."""
     buf = getattr(_buffers, "buf", None)
     if buf is None or len(buf) < size:
         # A new object, not a resize: views of the old one may still be alive.
+        _buffers.buf = None
         buf = _buffers.buf = bytearray(max(size, 1 << 20))
     return buf
 
@@ -75,8 +74,8 @@ def _buffer(size):
 def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None, all_digests=True):
     """Read ``fd`` to EOF in CHUNK_SIZE pieces and hash it; keep the bytes if ``keep_data``.
 
-    Memory: with ``keep_data`` a buffer of at least the file's size (this thread's reused one
-    up to REUSED_BUFFER_MAX, grown only if the file grows), else a reused 1 MiB buffer.
+    Memory: with ``keep_data`` this thread's reused buffer, at least the file's size (see
+    ``_buffer``), else a reused 1 MiB buffer.
     ``data`` is a memoryview of the bytes read, valid until this thread reads the next file.
 
     Raises TooLarge if more than ``max_size`` bytes arrive (the file grew), DeadlineReached

@@ -30,6 +30,8 @@ import json
 import threading
 
 FORMAT = 1
+#: Clean verdicts a scan remembers for its own duplicates (about 150 bytes each).
+SCAN_MEMO_MAX = 20000
 
 
 def rules_id(yara_files):
@@ -74,9 +76,12 @@ class Verdicts(object):
         # From --verdicts (the fleet): content by SHA-256, path rules by path_key.
         self.fleet = _Book(clean, matched)
         self.fleet_path = _Book(path_clean, path_matched)
-        # Learned during this scan: later files with the same bytes (and path) reuse them.
-        self.scan = _Book()
-        self.scan_path = _Book()
+        # Learned during this scan: later files with the same bytes reuse them. Bounded, so
+        # the scanner's memory does not grow with the number of files. (A path verdict is
+        # never needed twice in one scan: each path is scanned once; the controller learns
+        # them from --files-out.)
+        self.scan = _Book(limit=SCAN_MEMO_MAX)
+        self.scan_path = _Book(limit=0)
         self.loaded = len(self.fleet) + len(self.fleet_path)
         self.hits = 0  # files whose content verdict came from the fleet
         self.path_hits = 0  # files whose path verdict came from the fleet
@@ -106,9 +111,10 @@ class Verdicts(object):
 
 
 class _Book(object):
-    def __init__(self, clean=(), matched=None):
+    def __init__(self, clean=(), matched=None, limit=None):
         self.clean = set(clean)
         self.matched = dict(matched or {})
+        self.limit = limit
 
     def __len__(self):
         return len(self.clean) + len(self.matched)
@@ -123,7 +129,7 @@ class _Book(object):
     def put(self, key, matches):
         if matches:
             self.matched[key] = matches
-        else:
+        elif self.limit is None or len(self.clean) < self.limit:
             self.clean.add(key)
 
 

@@ -486,7 +486,8 @@ def _cmd_wheels(args: argparse.Namespace) -> int:
     )
     for w in got:
         target = f"cp{w.python_version[0]}{w.python_version[1]} {w.platform}"
-        print(f"{target:<24} {w.path.name if w.path else 'none: ' + str(w.error)}")
+        line = f"{target:<24} {w.path.name if w.path else 'none: ' + str(w.error)}"
+        print(line + (f"  ({w.note})" if w.note else ""))
     print(f"wheel cache: {wheel_dir}")
     return exit_codes.OK
 

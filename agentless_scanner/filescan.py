@@ -63,8 +63,8 @@ def _buffer(size):
     Reusing it saves an allocation, a zero-fill and the page faults per file; the buffer
     keeps the size of the largest file this thread has read (at most --max-size), which is
     the peak anyway. (Sharing one buffer for large files between threads, one file at a
-    time, was measured: 30 % less peak memory on the first 10,000 files of the benchmark,
-    13 % more wall time over all of it.)"""
+    time, was measured: 29 % less peak memory on the first 10,000 files of the benchmark,
+    14 % more wall time over all of it.)"""
     buf = getattr(_buffers, "buf", None)
     if buf is None or len(buf) < size:
         # A new object, not a resize: views of the old one may still be alive.

@@ -31,7 +31,8 @@ read gives the floor: walk + read on one thread):
    flag only if its --help lists it). PATTERN_DIR holds the same rule files and, when
    orchestrator.bundles.build is there, the compiled sets and bundle.json a signed bundle
    carries, so the scanner loads compiled rules as on a plant host (else it compiles them,
-   inside its wall time). It also hashes every file three ways and collects asset information.
+   inside its wall time). It also hashes every file (SHA-256; SHA-1 and MD5 for findings) and
+   collects asset information.
 
 Every tool runs under its own short-lived Python wrapper process that times it and reports
 the peak resident set (ru_maxrss of its only child) and its CPU time (user + system). With

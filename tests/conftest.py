@@ -49,6 +49,21 @@ def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+@pytest.fixture(scope="session", autouse=True)
+def plantsweep_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Each test session gets its own PLANTSWEEP_HOME (journal, verdict cache, pattern store,
+    quarantine vault), so no state carries over between runs on one machine. A test that
+    needs a fresh one sets its own with monkeypatch."""
+    home = tmp_path_factory.mktemp("plantsweep-home")
+    old = os.environ.get("PLANTSWEEP_HOME")
+    os.environ["PLANTSWEEP_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("PLANTSWEEP_HOME", None)
+    else:
+        os.environ["PLANTSWEEP_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def plant() -> Iterator[Fleet]:
     """5 plant hosts shared by the session: 01 /usr/bin/python3, 02 Python 3.6, 03 Python 3.8,

@@ -149,11 +149,12 @@ def test_deadline_gives_a_partial_log_reported_as_failed(make_fleet, tmp_path):
     host = fleet.hosts[0]
     inventory = _inventory(fleet, tmp_path)
     # The scanner's deadline is the scan timeout minus 10 s, at least 1 s; a quick scan of
-    # /usr/bin and friends with YARA on every file, one thread at half a CPU, takes several
-    # seconds here.
+    # /usr/bin and friends with YARA on every file, one thread at half a CPU and no verdict
+    # cache, takes several seconds here.
     run = run_scan_cli(
         tmp_path / "out",
         *("-i", str(inventory), "--scan-timeout", "5", "--all-types", "--low-impact"),
+        "--no-cache",
     )
     assert run.status(host.name) == "failed"
     assert "incomplete" in run.host_summary(host.name)["message"]

@@ -148,3 +148,19 @@ def test_merging_replaces_whole_values_it_does_not_deep_merge(tmp_path: Path) ->
     )
     inv = load_inventory([str(tmp_path / "hosts.yml")])
     assert inv.host_vars("h1")["opts"] == {"a": 9}
+
+
+def test_extra_vars_cannot_lift_mission_critical(tmp_path: Path) -> None:
+    # A deliberate difference from Ansible: a host the inventory marks mission-critical stays
+    # log-only whatever -e says; -e can still mark another host mission-critical.
+    source = tmp_path / "plant.yml"
+    source.write_text(
+        "all:\n  hosts:\n"
+        "    hmi: {criticality: mission-critical}\n"
+        "    gw: {criticality: standard}\n"
+    )
+    lifted = load_inventory([str(source)], extra_vars={"criticality": "standard"})
+    assert lifted.host_vars("hmi")["criticality"] == "mission-critical"
+    assert lifted.host_vars("gw")["criticality"] == "standard"
+    marked = load_inventory([str(source)], extra_vars={"criticality": "mission-critical"})
+    assert marked.host_vars("gw")["criticality"] == "mission-critical"

@@ -67,6 +67,13 @@ class SourceVars:
     host_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+CRITICALITY = "criticality"
+
+
+def _mission_critical(value: Any) -> bool:
+    return str(value or "").strip().lower() == "mission-critical"
+
+
 class Inventory:
     """Hosts and groups of one or more inventory sources, merged."""
 
@@ -208,6 +215,12 @@ class Inventory:
             host.groups = [g for g in self.groups if host.name in member_sets[g]]
         for host in self.hosts.values():
             host.vars = merge_host_vars(host, self.groups, self.source_vars, self.extra_vars)
+            if CRITICALITY in self.extra_vars:
+                # Unlike Ansible: -e cannot lift a mission-critical mark (it keeps such a host
+                # log-only); it can only add one.
+                own = merge_host_vars(host, self.groups, self.source_vars, {})
+                if _mission_critical(own.get(CRITICALITY)):
+                    host.vars[CRITICALITY] = own[CRITICALITY]
 
     def _member_set(self, group: str) -> set[str]:
         found: set[str] = set()

@@ -220,6 +220,15 @@ class FileScanner(object):
     # -- one file ------------------------------------------------------------------------
 
     def __call__(self, fd, path, st):
+        staged = self.stage(fd, path, st)
+        if staged is not None:
+            self.finish(staged)
+
+    def stage(self, fd, path, st, copy=False):
+        """Read, hash and look up one file. Returns None when the file is done (no YARA left to
+        run: its verdicts are known, or it needs none), else what ``finish`` needs; with
+        ``copy`` the bytes are copied out of this thread's reused buffer for another thread.
+        (A worker thread only gets files that need YARA: see pool.py.)"""
         if self.options.throttle is not None:
             self.options.throttle.pause()
         if st.st_size > self.max_size:
@@ -282,11 +291,39 @@ class FileScanner(object):
         }
         name = shown.replace("\\", "/").rsplit("/", 1)[-1]
         wanted = self._yara_wanted(path, name, data.head)
+        staged = (path, st, file_info, data, wanted)
+        if not self._needs_matching(file_info, data, wanted):
+            self.finish(staged)
+            return None
+        if copy and data.data is not None:
+            data.data = bytes(data.data)
+        return staged
+
+    def finish(self, staged):
+        """Match a staged file, add its finding and its line in the file index."""
+        path, st, file_info, data, wanted = staged
         state, pkey, pstate = self._scan_bytes(path, file_info, data, None, wanted)
+        index = self.options.index
         if index is not None:
+            shown = file_info["shown"]
             index.add(shown, data.size, st.st_mtime_ns, st.st_ino, data.sha256, state, pkey, pstate)
         if self.options.archive_limits is not None and data.data is not None:
             self._scan_archive(path, file_info, data)
+
+    def _needs_matching(self, file_info, data, wanted):
+        """Whether YARA must run on the file (or inside it, for a zip)."""
+        if self.options.archive_limits is not None and archives.is_zip(data.head):
+            return True
+        if not (wanted and self.use_yara):
+            return False
+        verdicts = self.options.verdicts
+        if self.has_content and verdicts.get(data.sha256)[0] is None:
+            return True
+        if self.path_rules is not None:
+            externals = self._externals(file_info, data, None)
+            key = verdicts_mod.path_key(data.sha256, externals, yara_engine.EXTERNALS)
+            return verdicts.get_path(key)[0] is None
+        return False
 
     def _all_types_here(self, path):
         raw = os.fsencode(path)

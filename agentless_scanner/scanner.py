@@ -218,7 +218,10 @@ def run(args, payload, argv):
     )
     scanner = FileScanner(recorder, patterns, yara, options)
     threads = work["threads"]
-    on_file = ThreadedScan(scanner, threads, recorder) if threads > 1 else scanner
+    # With verdicts or a previous scan to reuse, most files need no YARA: see pool.py.
+    reuse = bool(options.verdicts.loaded) or options.previous is not None
+    on_file = ThreadedScan(scanner, threads, recorder, stage=reuse) if threads > 1 else scanner
+    work["hand_over"] = "after lookup" if reuse and threads > 1 else "whole file"
     walker = Walker(
         recorder,
         on_file,

@@ -287,6 +287,10 @@ def test_verdict_cache_gives_identical_findings(tmp_path, payload, wheels):
         tmp_path, payload, wheels, tree, patterns, "second.json", "--verdicts", str(verdicts)
     )
     assert second["performance"]["cache_hits"] == second["stats"]["files_scanned"]
+    # With verdicts, worker threads only get files that still need YARA (pool.py).
+    threads = second["performance"]["threads"]
+    assert second["performance"]["hand_over"] == ("after lookup" if threads > 1 else "whole file")
+    assert first["performance"]["hand_over"] == ("whole file")
     # Same bytes at the same path: the path rules' verdicts came from the cache too.
     assert second["performance"]["path_cache_hits"] == second["stats"]["files_scanned"]
     # Within one scan, a second file with the same bytes reuses the first one's verdict.
@@ -296,6 +300,27 @@ def test_verdict_cache_gives_identical_findings(tmp_path, payload, wheels):
     assert "Detection_PathDependent" in {
         m["rule"] for f in second["findings"] for m in f["matches"]
     }
+    # Four threads, and a file whose bytes are new: it is handed over to a worker and matched.
+    changed = tree / "copy1" / "filler" / "f7.txt"
+    changed.write_bytes(b"new " + HARMLESS)
+    mixed = _scan(
+        tmp_path,
+        payload,
+        wheels,
+        tree,
+        patterns,
+        "mixed.json",
+        "--verdicts",
+        str(verdicts),
+        "--threads",
+        "4",
+    )
+    assert mixed["performance"]["hand_over"] == "after lookup"
+    assert mixed["performance"]["cache_hits"] == mixed["stats"]["files_scanned"] - 1
+    full = _scan(tmp_path, payload, wheels, tree, patterns, "full.json", "--threads", "1")
+    assert _comparable(mixed) == _comparable(full)
+    assert str(changed) in {f["path"] for f in mixed["findings"]}
+    changed.write_bytes(b"clean filler 1 7\n")
     nocache = _scan(tmp_path, payload, wheels, tree, patterns, "nocache.json")
     assert nocache["performance"]["cache_hits"] == 0
     assert _comparable(nocache) == _comparable(second)

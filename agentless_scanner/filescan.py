@@ -320,9 +320,7 @@ class FileScanner(object):
         if self.has_content and verdicts.get(data.sha256)[0] is None:
             return True
         if self.path_rules is not None:
-            externals = self._externals(file_info, data, None)
-            key = verdicts_mod.path_key(data.sha256, externals, yara_engine.EXTERNALS)
-            return verdicts.get_path(key)[0] is None
+            return verdicts.get_path(self._path_key(file_info, data, None))[0] is None
         return False
 
     def _all_types_here(self, path):
@@ -348,7 +346,9 @@ class FileScanner(object):
         state, pkey, pstate = "unchecked", None, None
         if use_yara and self.use_yara:
             externals = self._externals(file_info, data, member)
-            found, state, pkey, pstate = self._yara_verdicts(path, data, externals)
+            found, state, pkey, pstate = self._yara_verdicts(
+                path, data, externals, file_info, member
+            )
             matches.extend(found)
         shown = file_info["shown"] + ("!" + member if member else "")
         for ioc in self.patterns.filename_iocs:
@@ -367,7 +367,7 @@ class FileScanner(object):
             self._add(self._finding(path, file_info, data, matches, member))
         return state, pkey, pstate
 
-    def _yara_verdicts(self, path, data, externals):
+    def _yara_verdicts(self, path, data, externals, file_info, member):
         """YARA matches of one file, from the verdicts where known (see verdicts.Verdicts).
 
         Returns ``(matches, content state, path key, path state)``."""
@@ -377,7 +377,7 @@ class FileScanner(object):
             content_known, origin = verdicts.get(data.sha256)
         pkey, path_known, path_origin = None, None, None
         if self.path_rules is not None:
-            pkey = verdicts_mod.path_key(data.sha256, externals, yara_engine.EXTERNALS)
+            pkey = self._path_key(file_info, data, member, externals)
             path_known, path_origin = verdicts.get_path(pkey)
         if content_known is None and self.all_rules is not None and path_known is None:
             # Nothing known: one pass with every rule, split by scope afterwards.
@@ -444,18 +444,34 @@ class FileScanner(object):
                 )
         return matches
 
+    def _path_key(self, file_info, data, member, externals=None):
+        """The path-verdict key of a file (remembered for the file itself: the walker's
+        lookup and the match that may follow need the same one)."""
+        if member is None and "pkey" in file_info:
+            return file_info["pkey"]
+        externals = externals or self._externals(file_info, data, member)
+        key = verdicts_mod.path_key(data.sha256, externals, yara_engine.EXTERNALS)
+        if member is None:
+            file_info["pkey"] = key
+        return key
+
     def _externals(self, file_info, data, member):
+        if member is None and "externals" in file_info:
+            return file_info["externals"]
         shown = file_info["shown"]
         if member:
             shown = shown + "!" + member
         base = shown.replace("\\", "/").rsplit("/", 1)[-1]
-        return {
+        externals = {
             "filename": base,
             "filepath": shown,
             "extension": os.path.splitext(base)[1].lower(),
             "filetype": yara_engine.file_type(data.head),
             "owner": file_info["owner"],
         }
+        if member is None:
+            file_info["externals"] = externals
+        return externals
 
     def _yara(self, path, rules, data, externals, scope):
         """Matches of one rule set, or None if the match failed (recorded as an error).

@@ -129,8 +129,13 @@ def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None, all_
                 sha1.update(chunk)
             if md5 is not None:
                 md5.update(chunk)
+        short = count - probed < len(target)
         if keep_data:
             target.release()  # so the buffer can grow if the file does
+        if short:
+            # A short read of a regular file is its end (a file that grows meanwhile is
+            # caught by the fstat below): no second read just to see 0 bytes.
+            break
     after = os.fstat(fd)
     reasons = []
     if total != st.st_size:
@@ -311,17 +316,32 @@ class FileScanner(object):
             self._scan_archive(path, file_info, data)
 
     def _needs_matching(self, file_info, data, wanted):
-        """Whether YARA must run on the file (or inside it, for a zip)."""
+        """Whether YARA must run on the file (or inside it, for a zip). The lookups are kept
+        in ``file_info`` for ``_yara_verdicts``."""
         if self.options.archive_limits is not None and archives.is_zip(data.head):
             return True
         if not (wanted and self.use_yara):
             return False
-        verdicts = self.options.verdicts
-        if self.has_content and verdicts.get(data.sha256)[0] is None:
+        known = self._lookups(file_info, data, None, None)
+        file_info["known"] = known
+        content_known, _origin, pkey, path_known, _path_origin = known
+        if self.has_content and content_known is None:
             return True
+        return pkey is not None and path_known is None
+
+    def _lookups(self, file_info, data, member, externals):
+        """``(content matches, origin, path key, path matches, origin)`` known so far."""
+        if member is None and "known" in file_info:
+            return file_info["known"]
+        verdicts = self.options.verdicts
+        content_known, origin = None, None
+        if self.has_content:
+            content_known, origin = verdicts.get(data.sha256)
+        pkey, path_known, path_origin = None, None, None
         if self.path_rules is not None:
-            return verdicts.get_path(self._path_key(file_info, data, None))[0] is None
-        return False
+            pkey = self._path_key(file_info, data, member, externals)
+            path_known, path_origin = verdicts.get_path(pkey)
+        return content_known, origin, pkey, path_known, path_origin
 
     def _all_types_here(self, path):
         raw = os.fsencode(path)
@@ -372,13 +392,8 @@ class FileScanner(object):
 
         Returns ``(matches, content state, path key, path state)``."""
         verdicts = self.options.verdicts
-        content_known, origin = None, None
-        if self.has_content:
-            content_known, origin = verdicts.get(data.sha256)
-        pkey, path_known, path_origin = None, None, None
-        if self.path_rules is not None:
-            pkey = self._path_key(file_info, data, member, externals)
-            path_known, path_origin = verdicts.get_path(pkey)
+        known = self._lookups(file_info, data, member, externals)
+        content_known, origin, pkey, path_known, path_origin = known
         if content_known is None and self.all_rules is not None and path_known is None:
             # Nothing known: one pass with every rule, split by scope afterwards.
             found = self._yara(path, self.all_rules, data.data, externals, None)

@@ -582,10 +582,10 @@ def test_read_file_notes_growth(tmp_path):
         result = read_file(fd, st, 10_000, keep_data=True, readinto=readinto)
     finally:
         os.close(fd)
-    assert result.size == 150 and bytes(result.data) == b"a" * 100 + b"b" * 50
+    # A short read is the end: what was there is hashed, and the growth is noted.
+    assert result.size == 100 and bytes(result.data) == b"a" * 100
     assert result.sha256 == hashlib.sha256(bytes(result.data)).hexdigest()
-    assert "read 150 bytes, size was 100 at open" in result.changed
-    assert "size changed from 100 to 150" in result.changed
+    assert result.changed == "size changed from 100 to 150 while reading; modified while reading"
 
 
 @pytest.mark.parametrize("size", [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, 3 * CHUNK_SIZE + 7])
@@ -643,8 +643,10 @@ def test_filescanner_growing_file_is_noted_and_hashed(tmp_path):
     scanner = Scanner(rec, p, None, ScanOptions(1000))
     Walker(rec, scanner).walk(os.fsencode(tmp_path))
     assert rec.notes == {"changed-during-scan": 1}
-    assert scanner.files_scanned == 1 and scanner.findings == []  # the bytes read differ
-    assert "read 30 bytes, size was 29" in rec.entries[0]["message"]
+    # What was there at open is hashed (the IOC's bytes): a finding that says it changed.
+    assert scanner.files_scanned == 1 and len(scanner.findings) == 1
+    assert "size changed from 29 to 30" in scanner.findings[0]["changed_during_scan"]
+    assert "size changed from 29 to 30 while reading" in rec.entries[0]["message"]
 
 
 # -- log helpers ----------------------------------------------------------------------------

@@ -200,7 +200,7 @@ class FileIndex(object):
 
     def __init__(self, path, header):
         # Open for the whole scan; closed by close() after the last worker ended.
-        self._fh = gzip.open(path, "wt", encoding="utf-8", compresslevel=3)  # noqa: SIM115
+        self._fh = gzip.open(path, "wt", encoding="utf-8", compresslevel=1)  # noqa: SIM115
         self._lock = threading.Lock()
         self._pending = []
         header = dict(header, format=FORMAT)

@@ -139,18 +139,31 @@ def _is_dir(path):
 def bundle_version(files):
     """Content version of a pattern set: 12 hex digits, independent of mtimes and order.
 
-    sha256 over ``relpath NUL sha256(content) LF`` for each pattern file, sorted by relpath
-    (the relative path in POSIX form, UTF-8). ``orchestrator`` computes the same value.
+    The first 12 hex digits of ``content_id`` over the pattern files. ``orchestrator``
+    computes the same value.
+    """
+    return content_id((rel, file_sha256(path)) for rel, path in files)[:12]
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def content_id(entries):
+    """Identity of a set of files: sha256 over ``relpath NUL sha256 LF``, sorted by relpath.
+
+    ``entries`` are ``(relpath in POSIX form, sha256 hex of the content)``; the scanner and
+    the controller (which reads the files out of the pattern zip) compute it the same way.
     """
     outer = hashlib.sha256()
-    for rel, path in sorted(files):
-        with open(path, "rb") as fh:
-            inner = hashlib.sha256()
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                inner.update(chunk)
+    for rel, digest in sorted(entries):
         outer.update(rel.encode("utf-8", "surrogateescape") + b"\0")
-        outer.update(inner.hexdigest().encode("ascii") + b"\n")
-    return outer.hexdigest()[:12]
+        outer.update(digest.encode("ascii") + b"\n")
+    return outer.hexdigest()
 
 
 def parse_hash_line(text):

@@ -29,13 +29,15 @@ import hashlib
 import json
 import threading
 
+from agentless_scanner.patterns import content_id, file_sha256
+
 FORMAT = 1
 #: Clean verdicts a scan remembers for its own duplicates (about 150 bytes each).
 SCAN_MEMO_MAX = 20000
 
 
 def rules_id(yara_files):
-    """Identity of the YARA rule set: sha256 over ``relpath NUL sha256(content) LF``, sorted.
+    """Identity of the YARA rule set (``patterns.content_id`` of the rule files).
 
     The controller computes the same value over the same pattern folder."""
     return _files_id(yara_files)
@@ -47,15 +49,7 @@ def patterns_id(files):
 
 
 def _files_id(files):
-    outer = hashlib.sha256()
-    for rel, path in sorted(files):
-        inner = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                inner.update(chunk)
-        outer.update(rel.encode("utf-8", "surrogateescape") + b"\0")
-        outer.update(inner.hexdigest().encode("ascii") + b"\n")
-    return outer.hexdigest()
+    return content_id((rel, file_sha256(path)) for rel, path in files)
 
 
 def _read_json_gz(path):

@@ -342,9 +342,10 @@ def compile_set(yara, files, externals):
     kwargs = {"includes": False}
     if externals:
         kwargs["externals"] = dict(externals)
+    # yara.Error: SyntaxError and the other compile failures (a bug still propagates).
     try:
         return yara.compile(filepaths=dict(files), **kwargs), []
-    except Exception:
+    except yara.Error:
         pass
     # One message names one file only: compile each file alone to find every broken one.
     good, broken = {}, []
@@ -352,14 +353,14 @@ def compile_set(yara, files, externals):
         try:
             yara.compile(filepaths={rel: filepath}, **kwargs)
             good[rel] = filepath
-        except Exception as exc:
+        except yara.Error as exc:
             _file, line, reason = parse_compile_error(str(exc))
             broken.append((rel, line, reason))
     if not good:
         return None, broken
     try:
         return yara.compile(filepaths=good, **kwargs), broken
-    except Exception as exc:
+    except yara.Error as exc:
         reason = "compiled together with the other files: %s" % exc
         return None, broken + [(rel, None, reason) for rel in sorted(good)]
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentless_scanner.patterns import YARA_SUFFIXES, is_pattern_file
+from agentless_scanner.patterns import YARA_SUFFIXES, content_id, is_pattern_file
 from agentless_scanner.verdicts import FORMAT
 
 #: Oldest verdicts are not dropped; a cache above this many clean hashes stops growing.
@@ -52,11 +52,7 @@ class ArchiveIds:
 
 
 def _files_id(entries: list[tuple[str, bytes]]) -> str:
-    outer = hashlib.sha256()
-    for rel, data in sorted(entries):
-        outer.update(rel.encode("utf-8", "surrogateescape") + b"\0")
-        outer.update(hashlib.sha256(data).hexdigest().encode("ascii") + b"\n")
-    return outer.hexdigest()
+    return content_id((rel, hashlib.sha256(data).hexdigest()) for rel, data in entries)
 
 
 def archive_ids(patterns_zip: Path) -> ArchiveIds:

@@ -11,6 +11,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v minisign >/dev/null 2>&1 || need+=(minisign)
+# The tests build a password-protected zip with Info-ZIP (zipfile cannot write one).
+command -v zip >/dev/null 2>&1 || need+=(zip)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}"

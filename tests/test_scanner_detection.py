@@ -342,10 +342,8 @@ def test_verdict_cache_for_other_rules_is_ignored(tmp_path, payload, wheels):
     ]
 
 
-def test_since_last_gives_identical_findings_and_rescans_changes(tmp_path, payload, wheels):
-    tree = tmp_path / "tree"
-    _tree(tree, copies=2)
-    patterns = _patterns(tmp_path / "p")
+def _first_scan_and_since_file(tmp_path, payload, wheels, tree, patterns):
+    """A first scan with its file index, absorbed by a controller cache: (log, --since file)."""
     index = tmp_path / "files1.json.gz"
     first = _scan(
         tmp_path, payload, wheels, tree, patterns, "first.json", "--files-out", str(index)
@@ -354,6 +352,14 @@ def test_since_last_gives_identical_findings_and_rescans_changes(tmp_path, paylo
     cache.absorb("h", index, first)
     since = tmp_path / "since.json.gz"
     assert cache.previous_scan("h", since)
+    return first, since
+
+
+def test_since_last_gives_identical_findings_and_rescans_changes(tmp_path, payload, wheels):
+    tree = tmp_path / "tree"
+    _tree(tree, copies=2)
+    patterns = _patterns(tmp_path / "p")
+    first, since = _first_scan_and_since_file(tmp_path, payload, wheels, tree, patterns)
 
     second = _scan(tmp_path, payload, wheels, tree, patterns, "second.json", "--since", str(since))
     assert second["performance"]["unchanged_since_last"] == first["stats"]["files_scanned"]
@@ -375,14 +381,7 @@ def test_since_last_with_other_patterns_is_not_used(tmp_path, payload, wheels):
     tree = tmp_path / "tree"
     _tree(tree)
     patterns = _patterns(tmp_path / "p")
-    index = tmp_path / "files1.json.gz"
-    first = _scan(
-        tmp_path, payload, wheels, tree, patterns, "first.json", "--files-out", str(index)
-    )
-    cache = VerdictCache(tmp_path / "cache")
-    cache.absorb("h", index, first)
-    since = tmp_path / "since.json.gz"
-    cache.previous_scan("h", since)
+    first, since = _first_scan_and_since_file(tmp_path, payload, wheels, tree, patterns)
     (patterns / "more.hashes").write_text(f"{S.sha256(b'x')};extra\n")
     log = _scan(tmp_path, payload, wheels, tree, patterns, "second.json", "--since", str(since))
     assert log["performance"]["unchanged_since_last"] == 0

@@ -307,7 +307,7 @@ def test_head_size_covers_the_markers():
 def test_under_python36():
     """The module imports and classifies the same under the oldest supported Python."""
     if not os.path.exists(S.PY36):
-        pytest.skip(f"no CPython 3.6 at {S.PY36}")
+        pytest.fail(f"no CPython 3.6 at {S.PY36}: the payload must run on it")
     code = (
         "import json, sys\n"
         f"sys.path.insert(0, {str(S.REPO)!r})\n"

@@ -62,6 +62,11 @@ COMPILED_PATH = "compiled/path.yarc"
 #: namespaces (rule files), so the matches of that one pass can be split again.
 COMPILED_ALL = "compiled/all.yarc"
 COMPILED_SCOPES = "compiled/scopes.json"
+#: The same sets for files that are not PE executables (do not start with "MZ"), derived on
+#: the controller (orchestrator/bundles/nonpe.py): without the rules that cannot match such a
+#: file and, where that is proven, without ``import "pe"``, whose per-file set-up costs more
+#: than the rules themselves on small files. Same namespaces and scopes as the full sets.
+NON_PE_DIR = "compiled/nonpe/"
 
 # A bare word naming an external variable: not a $string, #count, @offset or !length
 # reference and not part of a longer identifier. Searched after comments and "text strings"
@@ -134,6 +139,8 @@ class Yara(object):
         self.path_count = 0
         self.compiled_from = None  # "bundle" | "source"
         self.compile_note = None  # why the rules were compiled from source
+        self.non_pe = {}  # id(full set) -> its set for non-PE files (see NON_PE_DIR)
+        self.non_pe_count = None  # rules of the non-PE content + path sets, if loaded
 
     def as_log(self):
         return {
@@ -148,6 +155,7 @@ class Yara(object):
             "content_rules": self.content_count,
             "path_rules": self.path_count,
             "single_pass": self.all_rules is not None,
+            "non_pe_rules": self.non_pe_count,
             "reason": self.reason,
         }
 
@@ -479,7 +487,26 @@ def _load_compiled(engine, root):
         engine.all_rules = loaded[COMPILED_ALL]
         engine.path_namespaces = frozenset(namespaces)
     engine.compiled_from = "bundle"
+    _load_non_pe(engine, root, loaded)
     return None
+
+
+def _load_non_pe(engine, root, loaded):
+    """Load the non-PE variant of every loaded set, all or none (they are an optimisation:
+    without them every file gets the full sets)."""
+    variants = {}
+    for rel, full in loaded.items():
+        variant = os.path.join(root, *(NON_PE_DIR + rel.split("/")[-1]).split("/"))
+        if not os.path.isfile(variant):
+            return
+        try:
+            variants[id(full)] = engine.module.load(filepath=variant)
+        except (engine.module.Error, IOError, OSError):
+            return  # only costs speed: non_pe_rules stays null in the log
+    engine.non_pe = variants
+    # The combined set holds both scopes; else the content and path sets together.
+    counted = [loaded[COMPILED_ALL]] if COMPILED_ALL in loaded else list(loaded.values())
+    engine.non_pe_count = sum(_count_rules(variants[id(rules)]) for rules in counted)
 
 
 def _compile_sources(engine, patterns):
@@ -526,8 +553,17 @@ def compile_rules(engine, patterns):
     patterns.yara_rules = engine.rule_count
 
 
+def rules_for(engine, rules, data):
+    """The set to run on ``data``: the non-PE variant of ``rules`` unless ``data`` starts with
+    "MZ" (or there is no variant). Both give the same matches for such data."""
+    if engine.non_pe and data[:2] != b"MZ":
+        return engine.non_pe.get(id(rules), rules)
+    return rules
+
+
 def match_rules(engine, rules, data, externals, timeout):
-    """Run one compiled set (``engine.content_rules`` or ``engine.path_rules``) on ``data``.
+    """Run one compiled set (``engine.content_rules`` or ``engine.path_rules``, or the
+    combined set) on ``data``.
 
     Returns ``[(rule, namespace, tags, meta)]``. The content set ignores ``externals`` (it was
     compiled without them).
@@ -537,7 +573,7 @@ def match_rules(engine, rules, data, externals, timeout):
     kwargs = {"data": data, "timeout": int(max(1, timeout))}
     if rules is not engine.content_rules and externals:
         kwargs["externals"] = externals
-    matches = rules.match(**kwargs)
+    matches = rules_for(engine, rules, data).match(**kwargs)
     return [(m.rule, m.namespace, list(m.tags), dict(m.meta)) for m in matches]
 
 

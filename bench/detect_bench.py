@@ -383,7 +383,7 @@ def ship_compiled(patterns: Path, files: dict[str, Path]) -> str:
         return f"compiles from source (bundle compiler: {len(compiled.broken)} broken files)"
     for rel, data in compiled_files(compiled):
         target = patterns / rel
-        target.parent.mkdir(exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     bundle = {
         "name": "signature-base-bench",
@@ -396,7 +396,7 @@ def ship_compiled(patterns: Path, files: dict[str, Path]) -> str:
     (patterns / "bundle.json").write_text(json.dumps(bundle, indent=1))
     return (
         f"loads compiled rules ({compiled.content_rules} content + {compiled.path_rules} path "
-        f"rules, libyara {compiled.libyara})"
+        f"rules, {compiled.non_pe_rules} of them for non-PE files, libyara {compiled.libyara})"
     )
 
 

@@ -156,6 +156,7 @@ def test_build_then_import(
         "manifest.json",
         "manifest.json.minisig",
         "patterns/compiled/content.yarc",
+        "patterns/compiled/nonpe/content.yarc",
         "patterns/eicar.yar",
         "patterns/sub/iocs.hashes",
     ]
@@ -163,13 +164,19 @@ def test_build_then_import(
     assert (manifest.name, manifest.version) == ("demo", 3)
     assert [f.path for f in manifest.files] == [
         "compiled/content.yarc",
+        "compiled/nonpe/content.yarc",
         "eicar.yar",
         "sub/iocs.hashes",
     ]
     data = json.loads(members(bundle)["manifest.json"])
     assert data["released"] == "2026-05-01" and data["expires"] == "2026-12-01"
-    assert data["files"][1]["size"] == len(EICAR_RULE)
-    assert data["yara"] == {"libyara": yara.YARA_VERSION, "content_rules": 1, "path_rules": 0}
+    assert data["files"][2]["size"] == len(EICAR_RULE)
+    assert data["yara"] == {
+        "libyara": yara.YARA_VERSION,
+        "content_rules": 1,
+        "path_rules": 0,
+        "non_pe_rules": 1,
+    }
     assert "excluded" not in data
 
     store = tmp_path / "store"

@@ -167,6 +167,7 @@ def test_hosts_with_the_pinned_libyara_load_the_compiled_rules(
     assert (engine["compiled_from"], engine["compile_note"]) == ("bundle", None)
     assert (engine["content_rules"], engine["path_rules"], engine["rules_loaded"]) == (3, 1, 4)
     assert engine["single_pass"] is True  # compiled/all.yarc: one pass per file
+    assert engine["non_pe_rules"] == 4  # compiled/nonpe/: no demo rule needs a PE file
     assert venv["patterns"]["name"] == "demo" and venv["patterns"]["errors"] == []
     assert matched(venv) == expected
     levels = {f["path"].rsplit("/", 1)[1]: f["level"] for f in venv["findings"]}
@@ -215,7 +216,7 @@ def test_another_libyara_compiles_from_source_with_the_same_findings(
         f"libyara {OTHER_YARA} differs from the bundle's 4.5.1: compiled from source"
     )
     assert (engine["content_rules"], engine["path_rules"]) == (3, 1)
-    assert engine["single_pass"] is True
+    assert engine["single_pass"] is True and engine["non_pe_rules"] is None
     assert matched(log) == expected
 
 
@@ -266,6 +267,13 @@ def test_match_rules_per_set(unpacked):
     ]
     assert yara_engine.match_rules(engine, engine.path_rules, b"x", externals, 5) == []
     assert yara_engine.match_rules(engine, None, b"x", externals, 5) == []
+    # Files that do not start with "MZ" get the bundle's compiled/nonpe/ variant of a set.
+    assert engine.non_pe_count == 4 and len(engine.non_pe) == 2
+    variant = engine.non_pe[id(engine.all_rules)]
+    assert variant is not engine.all_rules
+    assert yara_engine.rules_for(engine, engine.all_rules, ALERT) is variant
+    assert yara_engine.rules_for(engine, engine.all_rules, b"MZ" + ALERT) is engine.all_rules
+    assert yara_engine.rules_for(engine, engine.all_rules, memoryview(b"MZ")) is engine.all_rules
     # The old entry point runs every loaded set (here the combined one).
     assert sorted(r for r, *_ in yara_engine.match(engine, ALERT, named, 5)) == [
         "PlantSweep_Demo_Alert",
@@ -279,6 +287,14 @@ def test_compiled_file_that_does_not_load_falls_back_to_source(unpacked):
     assert engine.compiled_from == "source" and engine.rule_count == 4
     assert re.match(r"compiled rules compiled/all.yarc could not be loaded", engine.compile_note)
     assert patterns.errors == []
+
+
+def test_missing_non_pe_sets_only_cost_speed(unpacked):
+    (unpacked / "compiled" / "nonpe" / "path.yarc").unlink()
+    engine, patterns = load(unpacked)
+    assert engine.compiled_from == "bundle" and engine.non_pe == {}
+    assert engine.non_pe_count is None and patterns.errors == []
+    assert yara_engine.rules_for(engine, engine.all_rules, ALERT) is engine.all_rules
 
 
 def test_bundle_json_without_libyara_compiles_from_source(unpacked):

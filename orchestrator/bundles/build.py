@@ -41,7 +41,7 @@ from typing import Any
 
 from agentless_scanner import yara_engine
 from agentless_scanner.patterns import YARA_SUFFIXES, is_pattern_file
-from orchestrator.bundles import minisig
+from orchestrator.bundles import minisig, nonpe
 from orchestrator.bundles.errors import BundleError
 from orchestrator.bundles.keys import load_secret_key
 from orchestrator.bundles.manifest import (
@@ -97,6 +97,9 @@ class CompiledRules:
     content_rules: int
     path_rules: int
     broken: tuple[BrokenRule, ...]
+    # The same sets for files that are not PE (compiled/nonpe/...), or () if not derived.
+    non_pe: tuple[tuple[str, bytes], ...] = ()
+    non_pe_rules: int | None = None
 
 
 def collect_files(src_dir: Path) -> list[tuple[str, Path]]:
@@ -167,6 +170,9 @@ def compile_yara(sources: list[tuple[str, bytes]], src_dir: Path) -> CompiledRul
             data_at[str(target)] = data
         # The payload splits with the same function when it compiles from source.
         split = yara_engine.compile_split(yara, files, data_at.__getitem__)
+        left_out = {rel for rel, _line, _reason in split.broken}
+        good = [(rel, data) for rel, data in sources if rel not in left_out]
+        non_pe, non_pe_rules = _compile_non_pe(yara, good, split.path_files, Path(tmp, ".nonpe"))
     content, path, broken = split.content, split.path, split.broken
     report = [
         BrokenRule(
@@ -186,7 +192,45 @@ def compile_yara(sources: list[tuple[str, bytes]], src_dir: Path) -> CompiledRul
         content_rules=sum(1 for _ in content) if content is not None else 0,
         path_rules=sum(1 for _ in path) if path is not None else 0,
         broken=tuple(report),
+        non_pe=non_pe,
+        non_pe_rules=non_pe_rules,
     )
+
+
+def _compile_non_pe(
+    yara: Any, good: list[tuple[str, bytes]], path_files: tuple[str, ...] | list[str], tmp: Path
+) -> tuple[tuple[tuple[str, bytes], ...], int | None]:
+    """The compiled sets for non-PE files, with the full sets' namespaces and scopes.
+
+    Returns ``((relpath, bytes), ...)`` under NON_PE_DIR and their rule count (content + path);
+    ``((), None)`` if a set does not compile (the bundle then works without them, slower)."""
+    externals = dict.fromkeys(yara_engine.EXTERNALS, "")
+    derived = nonpe.derive(yara, good, externals)
+    on_path = set(path_files)
+    files: dict[str, list[tuple[str, str]]] = {"content": [], "path": []}
+    for rel, source in sorted(derived.sources.items()):
+        if not source:
+            continue  # no rule can match a non-PE file
+        target = Path(tmp, *rel.split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source)
+        files["path" if rel in on_path else "content"].append((rel, str(target)))
+    sets = {
+        "content": (files["content"], None),
+        "path": (files["path"], externals),
+        "all": (files["content"] + files["path"], externals),
+    }
+    out, counts = [], {}
+    for name, (set_files, set_externals) in sets.items():
+        if name == "all" and not (files["content"] and files["path"]):
+            continue  # like the full sets: no combined set when one scope is empty
+        rules, broken = yara_engine.compile_set(yara, set_files, set_externals)
+        if broken:
+            return (), None
+        counts[name] = sum(1 for _ in rules) if rules is not None else 0
+        if rules is not None:
+            out.append((yara_engine.NON_PE_DIR + name + ".yarc", _save(rules) or b""))
+    return tuple(out), counts["content"] + counts["path"]
 
 
 def compiled_files(compiled: CompiledRules) -> list[tuple[str, bytes]]:
@@ -200,7 +244,7 @@ def compiled_files(compiled: CompiledRules) -> list[tuple[str, bytes]]:
         (yara_engine.COMPILED_ALL, compiled.combined),
         (yara_engine.COMPILED_SCOPES, scopes),
     )
-    return [(rel, data) for rel, data in files if data is not None]
+    return [(rel, data) for rel, data in files if data is not None] + list(compiled.non_pe)
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
@@ -267,7 +311,9 @@ def build_bundle_manifest(
         excluded = tuple(ExcludedFile(b.path, b.reason, b.rule, b.line) for b in compiled.broken)
         contents.extend(compiled_files(compiled))
         contents.sort()
-        yara_info = YaraInfo(compiled.libyara, compiled.content_rules, compiled.path_rules)
+        yara_info = YaraInfo(
+            compiled.libyara, compiled.content_rules, compiled.path_rules, compiled.non_pe_rules
+        )
     manifest = Manifest(
         name=name,
         version=version,

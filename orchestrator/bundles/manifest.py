@@ -52,6 +52,7 @@ class YaraInfo:
     libyara: str  # the libyara version that compiled compiled/*.yarc
     content_rules: int
     path_rules: int
+    non_pe_rules: int | None = None  # rules of compiled/nonpe/ (see bundles/nonpe.py)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ class Manifest:
                 "content_rules": self.yara.content_rules,
                 "path_rules": self.yara.path_rules,
             }
+            if self.yara.non_pe_rules is not None:
+                data["yara"]["non_pe_rules"] = self.yara.non_pe_rules
         if self.excluded:
             data["excluded"] = [
                 {"path": e.path, "rule": e.rule, "line": e.line, "reason": e.reason}
@@ -188,6 +191,7 @@ def _yara_info(value: Any) -> YaraInfo | None:
         value["libyara"],
         _count(value.get("content_rules"), "content_rules"),
         _count(value.get("path_rules"), "path_rules"),
+        None if value.get("non_pe_rules") is None else _count(value["non_pe_rules"], "non_pe"),
     )
 
 

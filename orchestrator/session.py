@@ -113,6 +113,16 @@ class HostSession:
         return self.target.name
 
     def __enter__(self) -> HostSession:
+        winrm = self.target.winrm
+        if winrm is not None and winrm.shell_type != "sh":
+            # The host-side steps below are POSIX shell commands. A WinRM host with a POSIX
+            # shell works (the test fleet's WinRM hosts); cmd and PowerShell need the
+            # Windows scanner kit, which this version does not have yet.
+            raise StepFailed(
+                self.name,
+                f"ansible_shell_type {winrm.shell_type}: scanning Windows hosts needs the "
+                "Windows scanner kit, which this version of plantsweep does not include",
+            )
         self.conn.open()
         temp_dir = hostside.new_temp_dir(self.target.remote_tmp)
         if self.journal is not None:

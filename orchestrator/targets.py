@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from orchestrator.connections import SUPPORTED, Target
+from orchestrator.connections.winrm_settings import winrm_settings
 from orchestrator.errors import InventoryError
 from orchestrator.inventory import connection_settings
 
@@ -19,6 +20,7 @@ def target_for(name: str, hostvars: dict[str, Any], password: str | None = None)
             f"host {name}: ansible_connection {connection!r} is not supported "
             f"(supported: {', '.join(SUPPORTED)})"
         )
+    winrm = winrm_settings(hostvars, s.get("port"), name) if connection == "winrm" else None
     return Target(
         name=name,
         address=s.get("host") or name,
@@ -32,4 +34,5 @@ def target_for(name: str, hostvars: dict[str, Any], password: str | None = None)
         or (sys.executable if connection == "local" else None),
         known_hosts=hostvars.get("plantsweep_known_hosts"),
         remote_tmp=str(hostvars.get("ansible_remote_tmp") or hostvars.get("remote_tmp") or "/tmp"),
+        winrm=winrm,
     )

@@ -13,15 +13,19 @@ command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v minisign >/dev/null 2>&1 || need+=(minisign)
 # The tests build a password-protected zip with Info-ZIP (zipfile cannot write one).
 command -v zip >/dev/null 2>&1 || need+=(zip)
+# Samba: the SMB server of the simulated Windows hosts (file transfer tests).
+[ -x /usr/sbin/smbd ] || need+=(samba)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# The packaged sshd must not run on the machine itself: the simulated plant starts its own.
+# The packaged sshd and Samba must not run on the machine itself: the simulated plant starts
+# its own, inside its network namespaces.
 if command -v systemctl >/dev/null 2>&1; then
-    systemctl disable --now ssh.service >/dev/null 2>&1 || true
+    systemctl disable --now ssh.service smbd.service nmbd.service samba-ad-dc.service \
+        >/dev/null 2>&1 || true
 fi
 
 PYTHON=${PYTHON:-python3}

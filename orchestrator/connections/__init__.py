@@ -6,6 +6,7 @@ from orchestrator.connections.base import CommandResult, Connection, Timeouts
 from orchestrator.connections.local import LocalConnection
 from orchestrator.connections.ssh import SSHConnection
 from orchestrator.connections.target import SSHOptions, Target
+from orchestrator.connections.winrm_settings import WinRMSettings
 from orchestrator.errors import HostError
 
 __all__ = [
@@ -17,11 +18,12 @@ __all__ = [
     "SSHOptions",
     "Target",
     "Timeouts",
+    "WinRMSettings",
     "make_connection",
 ]
 
 # ssh aliases Ansible users write (paramiko, smart) all mean our paramiko transport.
-SUPPORTED = ("ssh", "paramiko", "smart", "local")
+SUPPORTED = ("ssh", "paramiko", "smart", "local", "winrm")
 
 
 def make_connection(target: Target, ssh: SSHOptions, timeouts: Timeouts) -> Connection:
@@ -31,6 +33,10 @@ def make_connection(target: Target, ssh: SSHOptions, timeouts: Timeouts) -> Conn
         return SSHConnection(target, ssh, timeouts)
     if kind == "local":
         return LocalConnection(target)
+    if kind == "winrm" and target.winrm is not None:
+        from orchestrator.connections.winrm import WinRMConnection  # pywinrm only when needed
+
+        return WinRMConnection(target, target.winrm, timeouts)
     raise HostError(
         target.name,
         f"connection type {kind!r} is not supported (supported: {', '.join(SUPPORTED)})",

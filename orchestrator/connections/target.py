@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.connections.winrm_settings import WinRMSettings
+
 
 @dataclass(frozen=True)
 class Target:
@@ -20,6 +22,7 @@ class Target:
     python_interpreter: str | None = None
     remote_tmp: str = "/tmp"
     known_hosts: str | None = None
+    winrm: WinRMSettings | None = None  # for ansible_connection: winrm
 
 
 @dataclass(frozen=True)

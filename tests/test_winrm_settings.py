@@ -1,0 +1,124 @@
+"""WinRM inventory variables (Ansible's names), remote file commands and SMB path mapping."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import subprocess
+
+import pytest
+
+from orchestrator.connections import Timeouts, remote_files
+from orchestrator.connections.winrm import WinRMConnection
+from orchestrator.errors import InventoryError
+from orchestrator.targets import target_for
+
+
+def winrm_target(**hostvars):
+    return target_for(
+        "hmi-01", {"ansible_connection": "winrm", "ansible_host": "10.0.0.5", **hostvars}
+    )
+
+
+def test_safe_defaults():
+    target = winrm_target()
+    s = target.winrm
+    assert s is not None
+    assert (s.scheme, s.port, s.transport, s.server_cert_validation) == (
+        "https",
+        5986,
+        "ntlm",
+        "validate",
+    )
+    assert s.endpoint("10.0.0.5") == "https://10.0.0.5:5986/wsman"
+    assert (s.smb, s.smb_share, s.smb_encrypt, s.shell_type) == (True, "ADMIN$", "auto", "cmd")
+
+
+def test_ansible_names_are_read():
+    s = winrm_target(
+        ansible_port=5985,
+        ansible_winrm_transport="kerberos",
+        ansible_winrm_server_cert_validation="ignore",
+        ansible_winrm_operation_timeout_sec=5,
+        ansible_winrm_read_timeout_sec=9,
+        ansible_winrm_path="/custom",
+        ansible_shell_type="powershell",
+        plantsweep_smb="no",
+    ).winrm
+    assert s is not None
+    assert s.endpoint("h") == "http://h:5985/custom" and s.transport == "kerberos"
+    assert (s.operation_timeout_sec, s.read_timeout_sec, s.shell_type, s.smb) == (
+        5,
+        9,
+        "powershell",
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    "hostvars, message",
+    [
+        ({"ansible_port": 5985, "ansible_winrm_transport": "basic"}, "plain HTTP"),
+        ({"ansible_winrm_scheme": "http", "ansible_winrm_message_encryption": "never"}, "plain"),
+        ({"ansible_winrm_transport": "telnet"}, "ansible_winrm_transport must be one of"),
+        (
+            {"ansible_winrm_operation_timeout_sec": 30, "ansible_winrm_read_timeout_sec": 30},
+            "must exceed",
+        ),
+        ({"plantsweep_smb_port": "many"}, "whole number"),
+    ],
+)
+def test_unsafe_or_wrong_settings_are_refused(hostvars, message):
+    with pytest.raises(InventoryError, match=message):
+        winrm_target(**hostvars)
+
+
+def test_share_paths_stay_inside_the_share():
+    conn = WinRMConnection(winrm_target(), winrm_target().winrm, Timeouts())
+    assert (
+        conn.share_path("C:\\Windows\\Temp\\plantsweep-ab\\scanner.pyz")
+        == "\\\\10.0.0.5\\ADMIN$\\Temp\\plantsweep-ab\\scanner.pyz"
+    )
+    assert conn.share_path("c:\\windows\\temp\\x") == "\\\\10.0.0.5\\ADMIN$\\temp\\x"
+    assert conn.share_path("D:\\Data\\x") is None
+    assert conn.share_path("C:\\Windows\\Temp\\..\\..\\x") is None
+    sh = winrm_target(ansible_shell_type="sh", plantsweep_smb_share_path="/srv/admin")
+    conn = WinRMConnection(sh, sh.winrm, Timeouts())
+    assert conn.share_path("/srv/admin/Temp/f") == "\\\\10.0.0.5\\ADMIN$\\Temp\\f"
+    assert conn.share_path("/etc/passwd") is None
+
+
+def test_posix_file_commands_round_trip(tmp_path):
+    files = remote_files.PosixFiles()
+    data = bytes(range(256)) * 1000
+    target = tmp_path / "it's here"
+    subprocess.run(["/bin/sh", "-c", files.receive(str(target))], input=data, check=True)
+    assert target.read_bytes() == data
+    # noclobber: an existing file (or a planted symlink) is never written through.
+    again = subprocess.run(["/bin/sh", "-c", files.receive(str(target))], input=b"x")
+    assert again.returncode != 0 and target.read_bytes() == data
+    out = subprocess.run(["/bin/sh", "-c", files.send(str(target))], capture_output=True).stdout
+    assert out == data
+    digest = subprocess.run(["/bin/sh", "-c", files.sha256(str(target))], capture_output=True)
+    assert remote_files.parse_sha256(digest.stdout) == hashlib.sha256(data).hexdigest()
+
+
+def test_windows_encoding_gives_whole_base64_lines_and_decodes_split_anywhere():
+    files = remote_files.WindowsFiles()
+    data = bytes(range(256)) * 700
+    chunks = [data[i : i + 72_000] for i in range(0, len(data), 72_000)]
+    encoded = b"".join(files.encode(c) for c in chunks)
+    lines = encoded.split(b"\r\n")[:-1]
+    # Each line decodes alone, as the PowerShell receiver decodes line by line.
+    assert b"".join(base64.b64decode(line) for line in lines) == data
+    decoder = files.decoder()
+    out = b"".join(decoder.feed(encoded[i : i + 1000]) for i in range(0, len(encoded), 1000))
+    assert out + decoder.end() == data
+
+
+def test_windows_commands_are_encoded_powershell_with_quoted_paths():
+    command = remote_files.WindowsFiles().sha256("C:\\Windows\\Temp\\it's\\f.zip")
+    assert command.startswith("powershell.exe -NoProfile -NonInteractive ")
+    script = base64.b64decode(command.rsplit(" ", 1)[1]).decode("utf-16-le")
+    assert "[IO.File]::OpenRead('C:\\Windows\\Temp\\it''s\\f.zip')" in script
+    assert len(command) < 8191  # cmd.exe's command-line limit

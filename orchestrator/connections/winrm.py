@@ -36,17 +36,16 @@ from orchestrator.errors import HostError, HostUnreachable, StepFailed
 # the 150 KiB envelope that Windows Server 2008 R2 accepts (and pywinrm announces).
 RAW_CHUNK = {"sh": 100_000, "windows": 72_000}  # multiples of 3: whole base64 lines
 
-# WS-Management fault codes worth a hint (Microsoft's WS-Management error codes).
+# WS-Management fault codes worth a hint (MS-WSMV; the Windows SDK's wsmerror.h).
 FAULT_HINTS = {
-    2150859174: "the user has too many shells open on the host (MaxShellsPerUser quota)",
-    2150859173: "too many users are connected to the host (MaxConcurrentUsers quota)",
-    2150858817: "the request is larger than the host's MaxEnvelopeSizekb",
-    2150858843: "the shell was closed on the host (idle timeout or WinRM restart)",
+    2150859173: "the user has too many shells open on the host (MaxShellsPerUser quota)",
+    2150859174: "the user has run too many commands on the host (MaxConcurrentOperationsPerUser)",
+    2150858843: "the shell is gone on the host (idle timeout, or WinRM was restarted)",
 }
 
 
 def _fault_text(exc: winrm_errors.WSManFaultError) -> str:
-    code = exc.wsman_fault_code
+    code = exc.wsman_fault_code or exc.wmierror_code
     hint = FAULT_HINTS.get(code) if code is not None else None
     text = f"WinRM fault {code}: {exc.reason}" if code else f"WinRM fault: {exc.reason}"
     return f"{text} ({hint})" if hint else text
@@ -79,7 +78,9 @@ class WinRMConnection(Connection):
                 username=self.target.user,
                 password=self.target.password,
                 server_cert_validation=s.server_cert_validation,
-                ca_trust_path=s.ca_trust_path or "legacy_requests",
+                # Only the CA file the inventory names (else the default store), never one
+                # taken from the environment.
+                ca_trust_path=s.ca_trust_path,
                 message_encryption=s.message_encryption,
                 operation_timeout_sec=s.operation_timeout_sec,
                 read_timeout_sec=s.read_timeout_sec,
@@ -119,6 +120,8 @@ class WinRMConnection(Connection):
         if isinstance(exc, winrm_errors.WSManFaultError):
             return _fault_text(exc)
         if isinstance(exc, winrm_errors.WinRMTransportError):
+            if exc.code == 413:
+                return f"WinRM at {endpoint} refused a request larger than its MaxEnvelopeSizekb"
             return f"WinRM at {endpoint} answered HTTP {exc.code}: {_first_line(exc)}"
         return f"WinRM failed: {type(exc).__name__}: {_first_line(exc)}"
 

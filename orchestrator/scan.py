@@ -82,6 +82,9 @@ class HostResult:
     message: str = ""
     log: Path | None = None
     duration: float = 0.0
+    # Who cleaned up when the controller had no session (a log imported from a USB kit).
+    cleanup_by: str = ""
+    transfer: str | None = None  # how files travelled, where the transport has a choice
 
     def as_summary(self) -> dict[str, Any]:
         return {
@@ -94,6 +97,7 @@ class HostResult:
             "log": self.log.name if self.log else None,
             "cleanup": self.cleanup.as_log() if self.cleanup else None,
             "duration_s": round(self.duration, 3),
+            "transfer": self.transfer,
         }
 
 
@@ -295,6 +299,7 @@ def scan_host(
             host=host, status="failed", message=f"internal error: {type(exc).__name__}: {exc}"
         )
     result.cleanup = session.proof if session else None
+    result.transfer = session.conn.describe_transfer() if session else None
     if log is not None and result.cleanup is not None:
         log["cleanup"] = result.cleanup.as_log()
         try:

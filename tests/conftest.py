@@ -28,11 +28,11 @@ from tests.harness import Fleet  # noqa: E402
 #   10.203.101-199.0/24  fresh fleets from `make_fleet` (ids "pf1".."pf99")
 #   10.203.250-251.0/24  harness self-tests of the CLI / debugging
 #   10.204.0.0/24        the demo (`python -m tests.harness up`, id "demo")
-#   PLANTSWEEP_TEST_SLOT=N (1-3) moves a whole pytest session to its own ids and addresses
-#   (plant 10.205.{50N}.0/24, fresh fleets 10.205.{50N+k}.0/24, k <= 49), so that several
+#   PLANTSWEEP_TEST_SLOT=N (1-9) moves a whole pytest session to its own ids and addresses
+#   (plant 10.{210+N}.0.0/24, fresh fleets 10.{210+N}.k.0/24, k <= 99), so that several
 #   sessions can run side by side on one machine.
 TEST_SLOT = int(os.environ.get("PLANTSWEEP_TEST_SLOT", "0") or 0)
-PLANT_NETWORK = f"10.205.{50 * TEST_SLOT}.0/24" if TEST_SLOT else "10.203.1.0/24"
+PLANT_NETWORK = f"10.{210 + TEST_SLOT}.0.0/24" if TEST_SLOT else "10.203.1.0/24"
 PLANT_PYTHONS = {"plant-host-02": "3.6", "plant-host-03": "3.8"}
 _fresh_ids = itertools.count(1)
 
@@ -88,9 +88,9 @@ def make_fleet() -> Iterator[Callable[..., Fleet]]:
 
     def make(hosts: int = 2, **kwargs: Any) -> Fleet:
         if TEST_SLOT:
-            k = (next(_fresh_ids) - 1) % 49 + 1
+            k = (next(_fresh_ids) - 1) % 99 + 1
             kwargs.setdefault("fleet_id", f"s{TEST_SLOT}f{k}")
-            kwargs.setdefault("network", f"10.205.{50 * TEST_SLOT + k}.0/24")
+            kwargs.setdefault("network", f"10.{210 + TEST_SLOT}.{k}.0/24")
         else:
             k = (next(_fresh_ids) - 1) % 99 + 1
             kwargs.setdefault("fleet_id", f"pf{k}")

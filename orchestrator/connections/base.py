@@ -72,6 +72,10 @@ class Connection(ABC):
     def get(self, remote: str, local: Path, timeout: float) -> None:
         """Copy a host file to `local` on the controller."""
 
+    def describe_transfer(self) -> str | None:
+        """How files travel, where a transport has a choice (WinRM: SMB or the shell)."""
+        return None
+
     def __enter__(self) -> Connection:
         self.open()
         return self

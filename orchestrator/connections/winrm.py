@@ -28,6 +28,7 @@ from winrm.protocol import Protocol
 
 from orchestrator.connections import remote_files
 from orchestrator.connections.base import CommandResult, Connection, Timeouts
+from orchestrator.connections.smb import SMBTransfer
 from orchestrator.connections.target import Target
 from orchestrator.connections.winrm_settings import WinRMSettings
 from orchestrator.errors import HostError, HostUnreachable, StepFailed
@@ -61,7 +62,7 @@ class WinRMConnection(Connection):
         self.chunk = RAW_CHUNK["sh" if settings.shell_type == "sh" else "windows"]
         self.protocol: Protocol | None = None
         self.shell_id: str | None = None
-        self.smb = None  # an SMB session when the host's admin share can be used
+        self.smb: SMBTransfer | None = None  # when the host's admin share can be used
         self.transfer = "winrm"  # "smb" or "winrm": how files travel (said in the run log)
         self.transfer_note: str | None = None  # why not SMB
         self.shells_opened = 0
@@ -71,6 +72,10 @@ class WinRMConnection(Connection):
     def open(self) -> None:
         s = self.settings
         endpoint = s.endpoint(self.target.address)
+        if s.ca_trust_path and not os.path.isfile(s.ca_trust_path):
+            raise HostUnreachable(
+                self.name, f"ansible_winrm_ca_trust_path {s.ca_trust_path} is not a file"
+            )
         try:
             self.protocol = Protocol(
                 endpoint,
@@ -129,15 +134,16 @@ class WinRMConnection(Connection):
         if not self.settings.smb:
             self.transfer_note = "SMB not enabled for this host (plantsweep_smb: false)"
             return
-        from orchestrator.connections import smb  # only Windows hosts need smbprotocol
-
-        session = smb.SMBTransfer(
+        session = SMBTransfer(
             self.target.address,
             self.target.user or "",
             self.target.password or "",
+            host=self.name,
             port=self.settings.smb_port,
+            share=self.settings.smb_share,
             encrypt=self.settings.smb_encrypt,
-            timeout=self.timeouts.connect,
+            connect_timeout=self.timeouts.connect,
+            timeout=self.timeouts.transfer,
         )
         try:
             session.open()
@@ -147,6 +153,10 @@ class WinRMConnection(Connection):
             return
         self.smb = session
         self.transfer = "smb"
+        self.transfer_note = session.describe()
+
+    def describe_transfer(self) -> str | None:
+        return f"{self.transfer}: {self.transfer_note}" if self.transfer_note else self.transfer
 
     def close(self) -> None:
         if self.smb is not None:
@@ -233,6 +243,13 @@ class WinRMConnection(Connection):
         if isinstance(exc, HostError):
             return exc
         endpoint = self.settings.endpoint(self.target.address)
+        if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(
+            exc, requests.exceptions.SSLError
+        ):
+            # Connected before: the host or its WinRM service went away mid-session.
+            return StepFailed(
+                self.name, f"WinRM at {endpoint} stopped answering ({_first_line(exc)})"
+            )
         return StepFailed(self.name, self._explain(exc, endpoint))
 
     # -- files ---------------------------------------------------------------------------------
@@ -249,7 +266,8 @@ class WinRMConnection(Connection):
     def put(self, local: Path, remote: str, timeout: float) -> None:
         unc = self.share_path(remote) if self.smb is not None else None
         if unc is not None:
-            sent = self.smb.put(local, unc)
+            # Checked below on the host, as the host reads it: no read-back over SMB too.
+            sent = self.smb.put(local, unc, verify=False)
         else:
             sent = self._put_through_shell(local, remote, timeout)
         self._verify(remote, sent, timeout, f"copy of {local.name}")

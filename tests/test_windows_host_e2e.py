@@ -1,0 +1,186 @@
+"""A simulated Windows host end to end: `plantsweep scan` over WinRM (the WS-Management test
+server, NTLM with message encryption) with files over SMB (a real Samba with signing), then
+the same with port 445 blocked (files through the WinRM shell), and the per-host errors.
+
+The host is a network namespace running smbd and the WinRM test server as one account
+(tests/harness/samba.py, winrm_host.py). Its commands run under /bin/sh, so the inventory
+says ansible_shell_type: sh: this tests the transports and the session, not cmd.exe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.harness.files import EICAR
+from tests.harness.samba import WINDOWS_DIR, SambaHost, smbd_available
+from tests.harness.winrm_host import WinRMOnHost
+from tests.winrm_server import make_test_ca
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import TEST_SLOT  # noqa: E402
+from plantscan import ScanRun, run_scan_cli  # noqa: E402
+
+NETWORK = f"10.207.{TEST_SLOT}.0/24"  # used only by this module
+TEMP = WINDOWS_DIR + "/Temp"
+
+
+@pytest.fixture(scope="module")
+def windows():
+    if os.environ.get("PLANTSWEEP_NO_PLANT") == "1":
+        pytest.skip("PLANTSWEEP_NO_PLANT=1: no simulated plant")
+    assert smbd_available(), "Debian's samba is missing: run scripts/setup.sh"
+    with (
+        SambaHost(fleet_id=f"win{TEST_SLOT}", network=NETWORK, encrypt="desired") as smb,
+        WinRMOnHost(smb) as winrm,
+    ):
+        data = smb.host.path("/srv/plant")
+        (data / "hmi").mkdir(parents=True, exist_ok=True)
+        (data / "hmi" / "eicar.com").write_bytes(EICAR)
+        (data / "hmi" / "readme.txt").write_text("operator notes\n")
+        yield smb, winrm
+
+
+def write_inventory(tmp_path: Path, smb: SambaHost, winrm: WinRMOnHost, **extra) -> Path:
+    # Inventories never hold a password in clear: it comes from the environment.
+    os.environ["PLANTSWEEP_TEST_WIN_PASSWORD"] = str(extra.pop("password", smb.password))
+    host = {
+        "ansible_host": smb.address,
+        "ansible_connection": "winrm",
+        "ansible_port": winrm.port,
+        "ansible_user": smb.user,
+        "ansible_password": "env:PLANTSWEEP_TEST_WIN_PASSWORD",
+        "ansible_shell_type": "sh",
+        "ansible_remote_tmp": TEMP,
+        "plantsweep_smb_share_path": WINDOWS_DIR,
+        "ansible_winrm_operation_timeout_sec": 2,
+        "ansible_winrm_read_timeout_sec": 10,
+        **extra,
+    }
+    inventory = tmp_path / "windows.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {smb.name: host}}}))
+    return inventory
+
+
+def scan(tmp_path: Path, inventory: Path, *more: str) -> ScanRun:
+    return run_scan_cli(tmp_path / "results", "-i", str(inventory), "--type", "folders",
+                        "--path", "/srv/plant", *more)  # fmt: skip
+
+
+def test_push_run_fetch_cleanup_over_winrm_and_smb(windows, tmp_path):
+    smb, winrm = windows
+    before = sorted(os.listdir(smb.share_dir() / "Temp"))
+    run = scan(tmp_path, write_inventory(tmp_path, smb, winrm))
+    entry = run.host_summary(smb.name)
+    assert run.code == 1 and entry["status"] == "findings", entry["message"]
+    log = run.log(smb.name)
+    found = {f["path"] for f in log["findings"]}
+    assert found == {"/srv/plant/hmi/eicar.com"}
+    proof = log["cleanup"]
+    assert proof["removed"] is True and proof["residue"] == [] and proof["errors"] == []
+    assert proof["temp_dir"].startswith(TEMP + "/plantsweep-")
+    assert sorted(os.listdir(smb.share_dir() / "Temp")) == before  # nothing left behind
+    assert entry["transfer"].startswith("smb: SMB 3"), entry["transfer"]
+
+
+def test_with_445_blocked_the_winrm_shell_carries_the_same_files(windows, tmp_path):
+    smb, winrm = windows
+    smb.block_port()
+    try:
+        run = scan(tmp_path, write_inventory(tmp_path, smb, winrm))
+    finally:
+        smb.unblock_port()
+    entry = run.host_summary(smb.name)
+    assert run.code == 1 and entry["status"] == "findings", entry["message"]
+    assert entry["transfer"].startswith("winrm: SMB not used: "), entry["transfer"]
+    log = run.log(smb.name)
+    assert {f["path"] for f in log["findings"]} == {"/srv/plant/hmi/eicar.com"}
+    assert log["cleanup"]["removed"] is True and log["cleanup"]["residue"] == []
+
+
+def test_wrong_password_is_a_clear_per_host_error(windows, tmp_path):
+    smb, winrm = windows
+    inventory = write_inventory(tmp_path, smb, winrm, password="not-the-password")
+    run = scan(tmp_path, inventory)
+    entry = run.host_summary(smb.name)
+    assert entry["status"] == "unreachable" and run.code != 0
+    assert entry["message"].startswith("WinRM authentication failed: wrong user or password")
+    assert "not-the-password" not in json.dumps(run.summary)
+
+
+def test_a_bad_certificate_and_a_server_gone_mid_command_fail_only_their_hosts(
+    windows, tmp_path
+):
+    """Three inventory entries for the same machine: one over HTTP+NTLM that works, one over
+    HTTPS whose certificate is not from the CA the inventory trusts, and one over HTTPS whose
+    WinRM server is killed while the scanner runs. The run goes on for the good one."""
+    smb, winrm = windows
+    other_ca = make_test_ca(tmp_path / "other-ca")
+    with (
+        WinRMOnHost(smb, https=True, port=5986) as tls,
+        WinRMOnHost(smb, https=True, port=5987) as dying,
+    ):
+        assert tls.ca_file is not None and dying.ca_file is not None
+        common = {
+            "ansible_host": smb.address,
+            "ansible_connection": "winrm",
+            "ansible_user": smb.user,
+            "ansible_password": "env:PLANTSWEEP_TEST_WIN_PASSWORD",
+            "ansible_shell_type": "sh",
+            "ansible_remote_tmp": TEMP,
+            "plantsweep_smb_share_path": WINDOWS_DIR,
+            "ansible_winrm_operation_timeout_sec": 2,
+            "ansible_winrm_read_timeout_sec": 10,
+        }
+        hosts = {
+            "win-good": {**common, "ansible_port": winrm.port},
+            "win-badcert": {
+                **common,
+                "ansible_port": tls.port,
+                "ansible_winrm_ca_trust_path": str(other_ca.cert_path),
+            },
+            "win-dies": {
+                **common,
+                "ansible_port": dying.port,
+                "ansible_winrm_ca_trust_path": str(dying.ca_file),
+            },
+        }
+        os.environ["PLANTSWEEP_TEST_WIN_PASSWORD"] = smb.password
+        inventory = tmp_path / "three.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+        # Stop the third host's WinRM once its scanner runs (its log appears in the temp dir).
+        temp = smb.share_dir() / "Temp"
+        stop = threading.Event()
+
+        def kill_when_scanning() -> None:
+            while not stop.is_set():
+                if list(temp.glob("plantsweep-*/scanner*.pyz")) and dying.proc is not None:
+                    time.sleep(0.3)
+                    dying.stop()
+                    return
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=kill_when_scanning)
+        watcher.start()
+        try:
+            run = scan(tmp_path, inventory, "-f", "1")
+        finally:
+            stop.set()
+            watcher.join()
+    good, badcert, dies = (run.host_summary(h) for h in ("win-good", "win-badcert", "win-dies"))
+    assert good["status"] == "findings", good["message"]
+    assert badcert["status"] == "unreachable"
+    assert badcert["message"].startswith("TLS certificate check of https://"), badcert["message"]
+    assert dies["status"] == "failed"
+    assert dies["message"].startswith("WinRM at https://"), dies["message"]
+    assert "stopped answering" in dies["message"]
+    # Its temp dir could not be removed: the cleanup says so (the journal keeps it for
+    # `plantsweep cleanup`); the good host's was removed.
+    assert dies["cleanup"]["removed"] is False and good["cleanup"]["removed"] is True

@@ -5,6 +5,9 @@ always with a timeout, stdin closed, ``LC_ALL=C``. A missing or failing tool is 
 ``asset.errors`` and the scan goes on.
 
 - OS: ``/etc/os-release`` (then ``/usr/lib/os-release``), else ``platform``.
+- Machine id: ``/etc/machine-id`` (then ``/var/lib/dbus/machine-id``); Windows: the
+  ``MachineGuid`` of ``HKLM\\SOFTWARE\\Microsoft\\Cryptography``. Names the installation even
+  when the hostname is reused (the controller compares it when importing offline kit logs).
 - Interfaces: names and MACs from ``/sys/class/net/*/address``; addresses (CIDR strings such
   as ``192.0.2.2/24`` and ``fe80::1/64``) from ``ip -o addr show`` when ``ip`` exists, else
   IPv6 from ``/proc/net/if_inet6`` and the primary IPv4 per interface from the
@@ -152,6 +155,33 @@ def boot_info():
         with contextlib.suppress(ValueError, IndexError):
             out["uptime_s"] = round(float(text.split()[0]), 1)
     return out
+
+
+MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
+
+
+def machine_id(files=MACHINE_ID_FILES):
+    """The installation's stable id (lower case), or None when there is none."""
+    if sys.platform == "win32":
+        try:
+            import winreg
+
+            with winreg.OpenKey(
+                winreg.HKEY_LOCAL_MACHINE,
+                r"SOFTWARE\Microsoft\Cryptography",
+                0,
+                winreg.KEY_READ | getattr(winreg, "KEY_WOW64_64KEY", 0),
+            ) as key:
+                value = winreg.QueryValueEx(key, "MachineGuid")[0]
+            return str(value).strip().lower() or None
+        except (ImportError, OSError):
+            return None
+    for path in files:
+        text = (read_text(path) or "").strip().lower()
+        # systemd's format: 32 hex digits; "uninitialized" or empty files are not an id.
+        if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
+            return text
+    return None
 
 
 def memory_bytes():
@@ -381,6 +411,7 @@ def collect():
         },
         "cpu_count": os.cpu_count(),
         "memory_bytes": memory_bytes(),
+        "machine_id": machine_id(),
     }
     result.update(boot_info())
     if sys.platform == "win32":

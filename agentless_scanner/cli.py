@@ -5,7 +5,7 @@
         [--max-size BYTES] [--deadline SECONDS] [--include-mounts TYPE,...]
         [--exclude PATH ...] [--threads N] [--low-impact] [--cpu-limit PCT]
         [--all-types] [--scan-archives [--archive-depth N] [--archive-max-size BYTES]]
-        [--verdicts FILE] [--since FILE] [--files-out FILE]
+        [--verdicts FILE] [--since FILE] [--files-out FILE] [--log-mac-key FILE]
 
 Prints one JSON line to stdout at the end:
 ``{"out": FILE, "files_scanned": N, "findings": N, "errors": N}``.
@@ -14,6 +14,9 @@ Exit codes: 0 the log was written (with or without findings, complete or partial
 3 bad arguments; 5 the log cannot be written; 1 a scanner bug stopped the run before the
 log could be written (traceback on stderr; a bug while handling one file or root is
 recorded in the log as ``internal-error`` instead).
+
+``--log-mac-key`` (the offline USB kit's ``kit.key``): once the log is written, ``OUT.mac``
+gets its HMAC-SHA256 with the kit's key (see ``logmac``); exit 5 if it cannot be written.
 
 ``--deadline`` counts from the scanner's start (asset collection included), so the controller
 can bound the whole run; SIGTERM/SIGINT stop the walk the same way. Either way the partial
@@ -26,7 +29,7 @@ import os
 import sys
 import traceback
 
-from agentless_scanner import archives, impact, mounts, scanlog
+from agentless_scanner import archives, impact, logmac, mounts, scanlog
 from agentless_scanner.patterns import PatternArchiveError, unpack_pattern_archive
 from agentless_scanner.scanner import run
 
@@ -149,6 +152,11 @@ def build_parser():
     cache.add_argument("--verdicts", metavar="FILE", help="fleet verdict cache (gzip JSON)")
     cache.add_argument("--since", metavar="FILE", help="the host's previous scan (gzip JSON)")
     cache.add_argument("--files-out", metavar="FILE", help="write the per-file index here")
+    parser.add_argument(
+        "--log-mac-key",
+        metavar="FILE",
+        help="offline kit key file: also write OUT.mac, an HMAC-SHA256 of the log with that key",
+    )
     return parser
 
 
@@ -188,6 +196,13 @@ def parse_args(argv):
         raise UsageError("--patterns %s is not a directory or a .zip file" % args.patterns)
     if args.scan_id is not None and not (0 < len(args.scan_id) <= 200):
         raise UsageError("--scan-id must be 1-200 characters")
+    args.mac_key = None
+    if args.log_mac_key is not None:
+        # Read before the scan: a bad key must not cost a whole scan and leave an unproven log.
+        try:
+            args.mac_key = logmac.load_key(args.log_mac_key)
+        except logmac.LogMacError as exc:
+            raise UsageError("--log-mac-key: %s" % exc) from None
     return args
 
 
@@ -229,11 +244,24 @@ def main(argv=None, payload=None):
     except Exception:
         sys.stderr.write("scanner: internal error, no log written:\n" + traceback.format_exc())
         return EXIT_INTERNAL
+    data = scanlog.encode_log(document)
     try:
-        scanlog.write_atomically(args.out, scanlog.encode_log(document))
+        scanlog.write_atomically(args.out, data)
     except OSError as exc:
         sys.stderr.write("scanner: error: cannot write %s: %s\n" % (args.out, exc))
         return EXIT_LOG
+    if args.mac_key is not None:
+        # After the log: the MAC covers exactly the bytes that are on disk.
+        kit_id, key = args.mac_key
+        mac = logmac.mac_document(key, kit_id, os.path.basename(args.out), data)
+        try:
+            scanlog.write_atomically(args.out + logmac.MAC_SUFFIX, mac)
+        except OSError as exc:
+            sys.stderr.write(
+                "scanner: error: log written, but not its MAC %s%s: %s\n"
+                % (args.out, logmac.MAC_SUFFIX, exc)
+            )
+            return EXIT_LOG
     summary = {
         "out": args.out,
         "files_scanned": document["stats"]["files_scanned"],

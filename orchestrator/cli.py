@@ -22,6 +22,7 @@ from orchestrator import __version__, exit_codes
 from orchestrator.detection import add_detection_args
 from orchestrator.detection import from_args as detection_from_args
 from orchestrator.errors import PlantsweepError, UsageError
+from orchestrator.kit.cli import add_parsers as add_kit_parsers
 from orchestrator.quarantine.cli import add_parser as add_quarantine_parser
 
 if TYPE_CHECKING:
@@ -257,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name")
 
     add_quarantine_parser(sub, _add_inventory_args, _Parser)
+    add_kit_parsers(sub, _Parser)
 
     clean = sub.add_parser(
         "cleanup", help="remove temp dirs a crashed or killed run left on hosts (from its journal)"
@@ -328,6 +330,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         extra = parse_extra_vars(getattr(args, "extra_vars", []))
         return quarantine_command(args, extra)
+    if args.command in ("kit", "logs"):
+        from orchestrator.kit.cli import kit_command, logs_command
+
+        return kit_command(args) if args.command == "kit" else logs_command(args)
     raise UsageError(f"unknown command {args.command}")
 
 

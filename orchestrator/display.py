@@ -28,7 +28,7 @@ STATUS_STYLE = {
 def cleanup_label(result: HostResult) -> str:
     proof = result.cleanup
     if proof is None:
-        return "not needed"
+        return result.cleanup_by or "not needed"
     if proof.temp_dir is None:
         return "nothing written"
     if proof.clean:

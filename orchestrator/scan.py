@@ -241,7 +241,13 @@ def _result_from_log(host: str, log: dict[str, Any], path: Path, min_level: str)
     )
     if log.get("complete") is False:
         # A partial scan is never reported clean: the host was not fully inspected.
-        stops = [e["message"] for e in log.get("errors", []) if e.get("kind") in STOP_KINDS]
+        # Only the error entries: the per-file skips of kind "deadline" say the same, once
+        # per file that was queued when the walk stopped.
+        stops = [
+            e["message"]
+            for e in log.get("errors", [])
+            if e.get("kind") in STOP_KINDS and e.get("category", "error") == "error"
+        ]
         result.status = "failed"
         result.message = "scan incomplete: " + ("; ".join(stops) or "stopped early")
     return result

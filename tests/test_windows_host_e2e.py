@@ -74,6 +74,28 @@ def scan(tmp_path: Path, inventory: Path, *more: str) -> ScanRun:
                         "--path", "/srv/plant", *more)  # fmt: skip
 
 
+def scanner_running_under(root: int) -> bool:
+    """A scanner zipapp runs among the descendants of process ``root``."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        try:
+            if b"scanner" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+        except OSError:
+            continue
+        todo += children.get(pid, [])
+    return False
+
+
 def test_push_run_fetch_cleanup_over_winrm_and_smb(windows, tmp_path):
     smb, winrm = windows
     before = sorted(os.listdir(smb.share_dir() / "Temp"))
@@ -115,9 +137,7 @@ def test_wrong_password_is_a_clear_per_host_error(windows, tmp_path):
     assert "not-the-password" not in json.dumps(run.summary)
 
 
-def test_a_bad_certificate_and_a_server_gone_mid_command_fail_only_their_hosts(
-    windows, tmp_path
-):
+def test_a_bad_certificate_and_a_server_gone_mid_command_fail_only_their_hosts(windows, tmp_path):
     """Three inventory entries for the same machine: one over HTTP+NTLM that works, one over
     HTTPS whose certificate is not from the CA the inventory trusts, and one over HTTPS whose
     WinRM server is killed while the scanner runs. The run goes on for the good one."""
@@ -155,14 +175,12 @@ def test_a_bad_certificate_and_a_server_gone_mid_command_fail_only_their_hosts(
         os.environ["PLANTSWEEP_TEST_WIN_PASSWORD"] = smb.password
         inventory = tmp_path / "three.yml"
         inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
-        # Stop the third host's WinRM once its scanner runs (its log appears in the temp dir).
-        temp = smb.share_dir() / "Temp"
+        # Stop the third host's WinRM server once the scanner runs under it.
         stop = threading.Event()
 
         def kill_when_scanning() -> None:
             while not stop.is_set():
-                if list(temp.glob("plantsweep-*/scanner*.pyz")) and dying.proc is not None:
-                    time.sleep(0.3)
+                if dying.proc is not None and scanner_running_under(dying.proc.pid):
                     dying.stop()
                     return
                 time.sleep(0.05)

@@ -36,6 +36,9 @@ class DropConnection(Exception):
 
 class WSManHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes: with Nagle's algorithm the body would wait for
+    # the client's delayed ACK (40 ms per request). Windows' HTTP.sys has no such stall.
+    disable_nagle_algorithm = True
     server: ListenerHTTPServer
 
     def setup(self) -> None:

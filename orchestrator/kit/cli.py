@@ -1,0 +1,107 @@
+"""`plantsweep kit build|list` and `plantsweep logs import`: the command line of the USB kit.
+
+plantsweep kit build --usb DIR [--patterns SPEC] [--name NAME] [--wheel-dir DIR]
+plantsweep kit list
+plantsweep logs import DIR [--host NAME] [--machine-id ID] [--out results] [--min-level L]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from orchestrator import exit_codes
+from orchestrator.detection import DEFAULT_MIN_LEVEL, MIN_LEVELS
+
+
+def add_parsers(sub: Any, parser_class: type) -> None:
+    """`kit` and `logs` with their sub-commands (parser_class: the CLI's)."""
+    kit = sub.add_parser("kit", help="offline USB kit for Linux hosts no network reaches")
+    ksub = kit.add_subparsers(dest="kit_command", metavar="ACTION", parser_class=parser_class)
+    ksub.required = True
+    build = ksub.add_parser("build", help="write a self-contained scan kit onto a stick")
+    build.add_argument(
+        "--usb",
+        required=True,
+        metavar="DIR",
+        help="the mounted stick (the kit goes to DIR/plantsweep-kit/)",
+    )
+    build.add_argument(
+        "--patterns",
+        metavar="SPEC",
+        help="folder of .yar rules and hash lists, or bundle:NAME (default: shipped)",
+    )
+    build.add_argument("--name", help="a name for the kit, shown on the stick and in kit list")
+    build.add_argument(
+        "--wheel-dir",
+        metavar="DIR",
+        help="cache of yara-python wheels (default: the one `plantsweep wheels` fills)",
+    )
+    ksub.add_parser("list", help="kits this controller built (their logs can be imported)")
+
+    logs = sub.add_parser("logs", help="scan logs carried back from offline hosts")
+    lsub = logs.add_subparsers(dest="logs_command", metavar="ACTION", parser_class=parser_class)
+    lsub.required = True
+    imp = lsub.add_parser(
+        "import", help="check and import the logs of a USB kit (DIR or DIR/plantsweep-kit)"
+    )
+    imp.add_argument("dir", metavar="DIR")
+    imp.add_argument(
+        "--host",
+        metavar="NAME",
+        help="the host the stick was used on: other hosts' logs are "
+        "refused, and the logs are stored under this name",
+    )
+    imp.add_argument(
+        "--machine-id", metavar="ID", help="refuse logs of another machine id (/etc/machine-id)"
+    )
+    imp.add_argument("--out", default="results", metavar="DIR", help="results folder (./results)")
+    imp.add_argument(
+        "--min-level",
+        choices=MIN_LEVELS,
+        default=DEFAULT_MIN_LEVEL,
+        help="findings at or above this level count in the recap and exit code (warning)",
+    )
+
+
+def kit_command(args: argparse.Namespace) -> int:
+    from orchestrator.kit import registry
+    from orchestrator.kit.usb import build_kit
+
+    if args.kit_command == "list":
+        for r in registry.all_kits():
+            patterns = f"{r.patterns.get('name')} v{r.patterns.get('version')}"
+            print(f"{r.kit_id}  {r.created}  {patterns}  {r.name or '-'}  {r.usb}")
+        print(f"kit registry: {registry.kits_dir()}")
+        return exit_codes.OK
+    built = build_kit(
+        Path(args.usb),
+        patterns=args.patterns,
+        name=args.name,
+        wheel_dir=Path(args.wheel_dir) if args.wheel_dir else None,
+    )
+    record = built.record
+    print(f"kit {record.kit_id} written to {built.path}")
+    print(
+        f"patterns: {record.patterns.get('name')} version {record.patterns.get('version')} "
+        f"of {record.patterns.get('date')}"
+    )
+    if built.has_yara and not built.wheels:
+        print(
+            "warning: no yara-python wheels in the cache: hosts will be scanned with hash IOCs "
+            "only (run `plantsweep wheels` first)"
+        )
+    elif built.wheels:
+        print(f"yara-python wheels: {len(built.wheels)}")
+    print(f"on the host: sh {built.path}/run.sh   then: plantsweep logs import {built.path}")
+    return exit_codes.OK
+
+
+def logs_command(args: argparse.Namespace) -> int:
+    from orchestrator.logs_import import ImportOptions, import_logs
+
+    options = ImportOptions(
+        out=Path(args.out), host=args.host, machine_id=args.machine_id, min_level=args.min_level
+    )
+    return import_logs(Path(args.dir), options)

@@ -48,13 +48,14 @@ def windows():
         yield smb, winrm
 
 
-def write_inventory(tmp_path: Path, smb: SambaHost, winrm: WinRMOnHost, **extra) -> Path:
+def host_vars(smb: SambaHost, port: int, password: str | None = None, **extra) -> dict:
+    """The inventory variables of the simulated Windows host reached on ``port``."""
     # Inventories never hold a password in clear: it comes from the environment.
-    os.environ["PLANTSWEEP_TEST_WIN_PASSWORD"] = str(extra.pop("password", smb.password))
-    host = {
+    os.environ["PLANTSWEEP_TEST_WIN_PASSWORD"] = password or smb.password
+    return {
         "ansible_host": smb.address,
         "ansible_connection": "winrm",
-        "ansible_port": winrm.port,
+        "ansible_port": port,
         "ansible_user": smb.user,
         "ansible_password": "env:PLANTSWEEP_TEST_WIN_PASSWORD",
         "ansible_shell_type": "sh",
@@ -64,8 +65,11 @@ def write_inventory(tmp_path: Path, smb: SambaHost, winrm: WinRMOnHost, **extra)
         "ansible_winrm_read_timeout_sec": 10,
         **extra,
     }
+
+
+def write_inventory(tmp_path: Path, hosts: dict[str, dict]) -> Path:
     inventory = tmp_path / "windows.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {smb.name: host}}}))
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
     return inventory
 
 
@@ -99,7 +103,7 @@ def scanner_running_under(root: int) -> bool:
 def test_push_run_fetch_cleanup_over_winrm_and_smb(windows, tmp_path):
     smb, winrm = windows
     before = sorted(os.listdir(smb.share_dir() / "Temp"))
-    run = scan(tmp_path, write_inventory(tmp_path, smb, winrm))
+    run = scan(tmp_path, write_inventory(tmp_path, {smb.name: host_vars(smb, winrm.port)}))
     entry = run.host_summary(smb.name)
     assert run.code == 1 and entry["status"] == "findings", entry["message"]
     log = run.log(smb.name)
@@ -116,7 +120,7 @@ def test_with_445_blocked_the_winrm_shell_carries_the_same_files(windows, tmp_pa
     smb, winrm = windows
     smb.block_port()
     try:
-        run = scan(tmp_path, write_inventory(tmp_path, smb, winrm))
+        run = scan(tmp_path, write_inventory(tmp_path, {smb.name: host_vars(smb, winrm.port)}))
     finally:
         smb.unblock_port()
     entry = run.host_summary(smb.name)
@@ -129,7 +133,8 @@ def test_with_445_blocked_the_winrm_shell_carries_the_same_files(windows, tmp_pa
 
 def test_wrong_password_is_a_clear_per_host_error(windows, tmp_path):
     smb, winrm = windows
-    inventory = write_inventory(tmp_path, smb, winrm, password="not-the-password")
+    hosts = {smb.name: host_vars(smb, winrm.port, password="not-the-password")}
+    inventory = write_inventory(tmp_path, hosts)
     run = scan(tmp_path, inventory)
     entry = run.host_summary(smb.name)
     assert entry["status"] == "unreachable" and run.code != 0
@@ -148,33 +153,14 @@ def test_a_bad_certificate_and_a_server_gone_mid_command_fail_only_their_hosts(w
         WinRMOnHost(smb, https=True, port=5987) as dying,
     ):
         assert tls.ca_file is not None and dying.ca_file is not None
-        common = {
-            "ansible_host": smb.address,
-            "ansible_connection": "winrm",
-            "ansible_user": smb.user,
-            "ansible_password": "env:PLANTSWEEP_TEST_WIN_PASSWORD",
-            "ansible_shell_type": "sh",
-            "ansible_remote_tmp": TEMP,
-            "plantsweep_smb_share_path": WINDOWS_DIR,
-            "ansible_winrm_operation_timeout_sec": 2,
-            "ansible_winrm_read_timeout_sec": 10,
-        }
         hosts = {
-            "win-good": {**common, "ansible_port": winrm.port},
-            "win-badcert": {
-                **common,
-                "ansible_port": tls.port,
-                "ansible_winrm_ca_trust_path": str(other_ca.cert_path),
-            },
-            "win-dies": {
-                **common,
-                "ansible_port": dying.port,
-                "ansible_winrm_ca_trust_path": str(dying.ca_file),
-            },
+            "win-good": host_vars(smb, winrm.port),
+            "win-badcert": host_vars(
+                smb, tls.port, ansible_winrm_ca_trust_path=str(other_ca.cert_path)
+            ),
+            "win-dies": host_vars(smb, dying.port, ansible_winrm_ca_trust_path=str(dying.ca_file)),
         }
-        os.environ["PLANTSWEEP_TEST_WIN_PASSWORD"] = smb.password
-        inventory = tmp_path / "three.yml"
-        inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+        inventory = write_inventory(tmp_path, hosts)
         # Stop the third host's WinRM server once the scanner runs under it.
         stop = threading.Event()
 

@@ -17,15 +17,29 @@ from orchestrator.detection import DEFAULT_MIN_LEVEL, MIN_LEVELS
 
 def add_parsers(sub: Any, parser_class: type) -> None:
     """`kit` and `logs` with their sub-commands (parser_class: the CLI's)."""
-    kit = sub.add_parser("kit", help="offline USB kit for Linux hosts no network reaches")
+    kit = sub.add_parser(
+        "kit", help="the offline USB kit (Linux hosts) and the Windows scanner kit"
+    )
     ksub = kit.add_subparsers(dest="kit_command", metavar="ACTION", parser_class=parser_class)
     ksub.required = True
-    build = ksub.add_parser("build", help="write a self-contained scan kit onto a stick")
-    build.add_argument(
+    build = ksub.add_parser(
+        "build", help="write a scan kit onto a stick (--usb), or the Windows kit (--platform)"
+    )
+    what = build.add_mutually_exclusive_group(required=True)
+    what.add_argument(
         "--usb",
-        required=True,
         metavar="DIR",
         help="the mounted stick (the kit goes to DIR/plantsweep-kit/)",
+    )
+    what.add_argument(
+        "--platform",
+        choices=("win_amd64", "win32"),
+        help="the Windows scanner kit for this platform (with --python-runtime)",
+    )
+    build.add_argument(
+        "--python-runtime",
+        metavar="FILE.zip",
+        help="CPython's embeddable package for Windows (e.g. python-3.8.10-embed-amd64.zip)",
     )
     build.add_argument(
         "--patterns",
@@ -69,6 +83,8 @@ def kit_command(args: argparse.Namespace) -> int:
     from orchestrator.kit import registry
     from orchestrator.kit.usb import build_kit
 
+    if args.kit_command == "build" and args.platform:
+        return _windows_kit(args)
     if args.kit_command == "list":
         for r in registry.all_kits():
             patterns = f"{r.patterns.get('name')} v{r.patterns.get('version')}"
@@ -95,6 +111,32 @@ def kit_command(args: argparse.Namespace) -> int:
     elif built.wheels:
         print(f"yara-python wheels: {len(built.wheels)}")
     print(f"on the host: sh {built.path}/run.sh   then: plantsweep logs import {built.path}")
+    return exit_codes.OK
+
+
+def _windows_kit(args: argparse.Namespace) -> int:
+    from orchestrator.errors import UsageError
+    from orchestrator.kit.windows import build_windows_kit
+
+    if not args.python_runtime:
+        raise UsageError("--platform needs --python-runtime FILE.zip (CPython embeddable package)")
+    if args.patterns or args.name:
+        raise UsageError("--patterns and --name are for --usb kits: patterns go with each scan")
+    kit = build_windows_kit(
+        args.platform,
+        Path(args.python_runtime),
+        wheel_dir=Path(args.wheel_dir) if args.wheel_dir else None,
+    )
+    manifest = kit.manifest
+    print(f"Windows kit {'reused' if kit.reused else 'built'}: {kit.path}")
+    print(f"Python {manifest['python']} for {kit.platform}: runs on {manifest['runs_on']}")
+    if kit.wheel:
+        print(f"yara-python: {kit.wheel}")
+    else:
+        print(
+            "warning: no yara-python wheel for this Python and platform: such hosts are "
+            "scanned with hash and filename IOCs only"
+        )
     return exit_codes.OK
 
 

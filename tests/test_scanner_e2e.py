@@ -773,7 +773,7 @@ def test_wheels_dir_next_to_pyz_is_found(tmp_path, payload, wheel_dir):
     own = tmp_path / "own"
     S.install_payload(payload, own)
     (own / "wheels").mkdir()
-    wheel = next(wheel_dir.glob("yara_python-*-cp38-*.whl"))
+    wheel = next(wheel_dir.glob("yara_python-*-cp38-*manylinux*x86_64.whl"))
     shutil.copy2(wheel, own / "wheels" / wheel.name)
     run, _, _ = _scan(
         tmp_path,

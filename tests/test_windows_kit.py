@@ -52,11 +52,15 @@ def embeddable_zip(path: Path, minor: int = 8, machine: int = 0x8664, **extra: b
     return path
 
 
+# Not the shared cache of Linux wheels: other tests pick a cp38 wheel from it by name.
+WINDOWS_WHEELS = S.WHEEL_CACHE.parent / (S.WHEEL_CACHE.name + "-windows")
+
+
 @pytest.fixture(scope="module")
 def win_wheels() -> Path:
-    got = download_wheels(S.WHEEL_CACHE, ["3.8"], ["win_amd64", "win32"])
+    got = download_wheels(WINDOWS_WHEELS, ["3.8"], ["win_amd64", "win32"])
     assert all(g.path is not None for g in got), [g.error for g in got]
-    return S.WHEEL_CACHE
+    return WINDOWS_WHEELS
 
 
 def test_a_kit_holds_the_runtime_the_scanner_and_the_windows_wheel(tmp_path, win_wheels):

@@ -116,12 +116,13 @@ class HostSession:
         winrm = self.target.winrm
         if winrm is not None and winrm.shell_type != "sh":
             # The host-side steps below are POSIX shell commands. A WinRM host with a POSIX
-            # shell works (the test fleet's WinRM hosts); cmd and PowerShell need the
-            # Windows scanner kit, which this version does not have yet.
+            # shell works (the test fleet's WinRM hosts); the Windows side of a session (the
+            # kit pushed and run from cmd/PowerShell) is not built yet.
             raise StepFailed(
                 self.name,
-                f"ansible_shell_type {winrm.shell_type}: scanning Windows hosts needs the "
-                "Windows scanner kit, which this version of plantsweep does not include",
+                f"ansible_shell_type {winrm.shell_type}: this version of plantsweep cannot "
+                "run a scan session on Windows yet (only the WinRM/SMB transport and the "
+                "Windows scanner kit build exist)",
             )
         self.conn.open()
         temp_dir = hostside.new_temp_dir(self.target.remote_tmp)

@@ -122,3 +122,15 @@ def test_windows_commands_are_encoded_powershell_with_quoted_paths():
     script = base64.b64decode(command.rsplit(" ", 1)[1]).decode("utf-16-le")
     assert "[IO.File]::OpenRead('C:\\Windows\\Temp\\it''s\\f.zip')" in script
     assert len(command) < 8191  # cmd.exe's command-line limit
+
+
+def test_a_windows_shell_host_is_refused_before_connecting():
+    """The Windows side of a session is not built: a cmd host fails with one clear line,
+    without a connection attempt (10.0.0.5 is not reachable from here)."""
+    from orchestrator.errors import StepFailed
+    from orchestrator.session import HostSession
+
+    target = winrm_target()
+    session = HostSession(WinRMConnection(target, target.winrm, Timeouts()), target, Timeouts())
+    with pytest.raises(StepFailed, match="cannot run a scan session on Windows yet"):
+        session.__enter__()

@@ -7,6 +7,7 @@ import errno
 import hashlib
 import io
 import json
+import mmap
 import os
 import signal
 import socket
@@ -605,6 +606,31 @@ def test_read_file_hashes(tmp_path, size, keep):
     assert result.md5 == hashlib.md5(data).hexdigest()
     assert result.head == data[:4096]
     assert (bytes(result.data) == data) if keep else result.data is None
+
+
+def test_large_files_get_a_buffer_of_their_own_that_yara_can_match(tmp_path):
+    """Above KEEP_BUFFER_MAX a file is read into a fresh anonymous map, not the thread's
+    reused buffer (which therefore stays small), and YARA matches those bytes."""
+    import yara
+
+    from agentless_scanner import filescan
+
+    marker = b"PLANTSWEEP-LARGE-" + b"FILE-MARKER"
+    data = os.urandom(filescan.KEEP_BUFFER_MAX + 12345) + marker
+    path = tmp_path / "large.bin"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        result = read_file(fd, os.fstat(fd), 10 * filescan.KEEP_BUFFER_MAX, keep_data=True)
+    finally:
+        os.close(fd)
+    assert bytes(result.data) == data and result.sha256 == hashlib.sha256(data).hexdigest()
+    assert isinstance(result.data.obj, mmap.mmap)
+    kept = getattr(filescan._buffers, "buf", None)
+    assert kept is None or len(kept) <= filescan.KEEP_BUFFER_MAX
+    rule = f'rule large {{ strings: $m = "{marker.decode()}" condition: $m }}'
+    rules = yara.compile(source=rule)
+    assert [m.rule for m in rules.match(data=result.data)] == ["large"]
 
 
 def test_read_file_stops_when_growing_past_max(tmp_path):

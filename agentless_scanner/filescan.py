@@ -33,7 +33,17 @@ class TooLarge(Exception):
 
 
 class FileData(object):
-    __slots__ = ("size", "sha256", "sha1", "md5", "data", "head", "changed", "container_sha256")
+    __slots__ = (
+        "size",
+        "sha256",
+        "sha1",
+        "md5",
+        "data",
+        "head",
+        "changed",
+        "container_sha256",
+        "reread",
+    )
 
     def __init__(self):
         self.size = 0
@@ -42,6 +52,7 @@ class FileData(object):
         self.head = b""
         self.changed = None
         self.container_sha256 = None
+        self.reread = None  # reads the file again for SHA-1/MD5 when its bytes were not kept
 
 
 def _md5():
@@ -58,6 +69,8 @@ def _md5():
 _buffers = threading.local()
 
 
+#: With verdicts to reuse, files larger than this are hashed before their bytes are kept.
+HASH_FIRST_MIN = 1 << 20
 #: Files up to this size are read into the thread's reused buffer; a larger file gets a buffer
 #: of its own, freed when the file is done (see _buffer).
 KEEP_BUFFER_MAX = 4 << 20
@@ -100,7 +113,7 @@ def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None, all_
     # SHA-1 and MD5 cost more than SHA-256 together: when the bytes are kept they are
     # computed later, only for findings (see add_digests), unless IOCs of that kind exist.
     sha256 = hashlib.sha256()
-    sha1, md5 = (hashlib.sha1(), _md5()) if all_digests or not keep_data else (None, None)
+    sha1, md5 = (hashlib.sha1(), _md5()) if all_digests else (None, None)
     buf = _buffer(max(1, min(st.st_size, max_size)) if keep_data else CHUNK_SIZE)
     view = memoryview(buf)
     result = FileData()
@@ -236,11 +249,14 @@ class FileScanner(object):
     # -- one file ------------------------------------------------------------------------
 
     def __call__(self, fd, path, st):
-        staged = self.stage(fd, path, st)
+        # With verdicts or a previous scan to reuse, large files are hashed first (see stage).
+        verdicts, previous = self.options.verdicts, self.options.previous
+        reusing = bool(verdicts is not None and verdicts.loaded) or previous is not None
+        staged = self.stage(fd, path, st, hash_first=reusing)
         if staged is not None:
             self.finish(staged)
 
-    def stage(self, fd, path, st, copy=False):
+    def stage(self, fd, path, st, copy=False, hash_first=False, counted=False):
         """Read, hash and look up one file. Returns None when the file is done (no YARA left to
         run: its verdicts are known, or it needs none), else what ``finish`` needs; with
         ``copy`` the bytes are copied out of this thread's reused buffer for another thread.
@@ -255,15 +271,19 @@ class FileScanner(object):
             )
             return
         keep = self.use_yara or self.options.archive_limits is not None
+        # With verdicts to reuse, a large file is first only hashed, in chunks: most are
+        # known and clean, and then their bytes are never needed (no large buffer, no page
+        # faults). One that still needs YARA is read a second time, whole (stage again).
+        hash_only = hash_first and keep and st.st_size > HASH_FIRST_MIN
         try:
             data = read_file(
                 fd,
                 st,
                 self.max_size,
-                keep,
+                keep and not hash_only,
                 self.deadline_at,
                 self.options.readinto,
-                self.need_all_digests,
+                self.need_all_digests or not keep,
             )
         except TooLarge as exc:
             self.recorder.skip(
@@ -278,9 +298,10 @@ class FileScanner(object):
         except OSError as exc:
             self.recorder.error(path, "read-error", "cannot read: %s" % (exc.strerror or exc))
             return
-        with self._lock:
-            self.files_scanned += 1
-            self.bytes_scanned += data.size
+        if not counted:
+            with self._lock:
+                self.files_scanned += 1
+                self.bytes_scanned += data.size
         if data.changed:
             self.recorder.note(
                 path, "changed-during-scan", "hashed what was read: %s" % data.changed
@@ -309,8 +330,13 @@ class FileScanner(object):
         wanted = self._yara_wanted(path, name, data.head)
         staged = (path, st, file_info, data, wanted)
         if not self._needs_matching(file_info, data, wanted):
+            if hash_only:
+                data.reread = lambda: _digests_again(fd, data)
             self.finish(staged)
             return None
+        if hash_only:
+            os.lseek(fd, 0, os.SEEK_SET)
+            return self.stage(fd, path, st, copy, counted=True)
         if copy and data.data is not None:
             data.data = bytes(data.data)
         return staged
@@ -602,8 +628,22 @@ def _state(matches):
     return "matched" if matches else "clean"
 
 
+def _digests_again(fd, data):
+    """(SHA-1, MD5) of the file behind ``fd``, read again from the start in chunks; a file
+    that changed since its first read is noted in ``data.changed``."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    again = read_file(fd, os.fstat(fd), 1 << 62, False)
+    if again.sha256 != data.sha256:
+        note = "changed between its two reads (SHA-1 and MD5 are of the second)"
+        data.changed = "; ".join(filter(None, (data.changed, note)))
+    return again.sha1, again.md5
+
+
 def add_digests(data):
-    """Fill in SHA-1 and MD5 of a FileData whose bytes were kept (for a finding)."""
+    """Fill in SHA-1 and MD5 of a FileData (for a finding): from its bytes if they were kept,
+    else by reading the file again (``reread``)."""
+    if data.sha1 is None and data.data is None and data.reread is not None:
+        data.sha1, data.md5 = data.reread()
     if data.sha1 is None and data.data is not None:
         data.sha1 = hashlib.sha1(data.data).hexdigest()
         md5 = _md5()

@@ -143,7 +143,13 @@ class ThreadedScan(object):
             if self.stopped:
                 self.recorder.skip(path, "deadline", "queued when the walk was stopped")
             else:
-                self.scanner(fd, path, st)
+                if self.stage:
+                    # Verdicts to reuse: hashed first, read whole only if YARA must run.
+                    staged = self.scanner.stage(fd, path, st, hash_first=True)
+                    if staged is not None:
+                        self.scanner.finish(staged)
+                else:
+                    self.scanner(fd, path, st)
         except DeadlineReached:
             self.stopped = True
         except Exception as exc:  # a bug must cost one file, not the scan

@@ -78,7 +78,9 @@ def test_large_files_are_matched_on_one_thread_and_never_two_at_once(tmp_path, m
                 in_large.append(path)
                 busy.release()
 
-        def stage(self, fd, path, st, copy=False):
+        def stage(self, fd, path, st, copy=False, hash_first=False):
+            if hash_first:  # a whole file handed to a worker in stage mode
+                self(fd, path, st)
             return None  # small files: known, done on the walker's thread
 
     scan = pool.ThreadedScan(Scanner(), 3, Recorder(), stage=stage)

@@ -4,6 +4,7 @@ fleet verdict cache and --since (identical findings with and without them)."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -324,6 +325,45 @@ def test_verdict_cache_gives_identical_findings(tmp_path, payload, wheels):
     nocache = _scan(tmp_path, payload, wheels, tree, patterns, "nocache.json")
     assert nocache["performance"]["cache_hits"] == 0
     assert _comparable(nocache) == _comparable(second)
+
+
+def test_large_files_are_hashed_first_when_verdicts_are_reused(tmp_path, payload, wheels):
+    """With verdicts, a file over 1 MiB is first hashed without keeping its bytes: a known
+    clean one is done; a known matched one is read again for its SHA-1 and MD5; an unknown one
+    is read again whole and matched. Findings equal those of a scan without verdicts."""
+    tree = tmp_path / "tree"
+    _tree(tree)
+    big = 3 << 20
+    S.write(tree / "large" / "clean.bin", b"\0" * big)
+    S.write(tree / "large" / "matched.exe", b"MZ" + b"\1" * big + HARMLESS)
+    # Rules only: no SHA-1 or MD5 IOCs, so those digests are computed for findings alone.
+    patterns = tmp_path / "p"
+    patterns.mkdir()
+    (patterns / "detection.yar").write_text(RULES)
+    (patterns / "detection-path.yar").write_text(PATH_RULES)
+    index = tmp_path / "files1.json.gz"
+    first = _scan(
+        tmp_path, payload, wheels, tree, patterns, "first.json", "--files-out", str(index)
+    )
+    verdicts = _verdicts_from(
+        VerdictCache(tmp_path / "cache"), "h", index, first, patterns, tmp_path
+    )
+    new = tree / "large" / "new.bin"
+    S.write(new, b"\2" * big + HARMLESS)  # bytes no verdict knows
+    args = ("--verdicts", str(verdicts), "--threads", "2")
+    second = _scan(tmp_path, payload, wheels, tree, patterns, "second.json", *args)
+    full = _scan(tmp_path, payload, wheels, tree, patterns, "full.json", "--threads", "1")
+    assert _comparable(second) == _comparable(full)
+    found = {f["path"]: f for f in second["findings"]}
+    matched = found[str(tree / "large" / "matched.exe")]
+    data = (tree / "large" / "matched.exe").read_bytes()
+    assert (matched["sha1"], matched["md5"]) == (
+        hashlib.sha1(data).hexdigest(),
+        hashlib.md5(data).hexdigest(),
+    )
+    assert str(new) in found and str(tree / "large" / "clean.bin") not in found
+    assert second["performance"]["cache_hits"] == second["stats"]["files_scanned"] - 1
+    assert second["stats"]["files_scanned"] == full["stats"]["files_scanned"]  # once each
 
 
 def test_verdict_cache_for_other_rules_is_ignored(tmp_path, payload, wheels):

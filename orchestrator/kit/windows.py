@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from orchestrator.errors import PayloadError
+from orchestrator.kit import registry
 from orchestrator.payload import build_payload, default_wheel_dir, download_wheels, find_yara_wheel
 
 PLATFORMS = {"win_amd64": 0x8664, "win32": 0x014C}  # IMAGE_FILE_MACHINE_AMD64 / _I386
@@ -127,9 +128,8 @@ def inspect_runtime(runtime_zip: Path, platform: str) -> Runtime:
 
 
 def kits_root() -> Path:
-    home = os.environ.get("PLANTSWEEP_HOME")
-    base = Path(home) if home else Path.home() / ".local" / "share" / "plantsweep"
-    return base / "kits" / "windows"
+    """Windows kits live beside the USB kits' records, in their own folder."""
+    return registry.kits_dir() / "windows"
 
 
 def _yara_wheel(runtime: Runtime, wheel_dir: Path) -> Path | None:

@@ -28,6 +28,7 @@ from winrm.exceptions import (
 )
 from winrm.protocol import Protocol
 
+from tests.harness.proc import alive
 from tests.winrm_server import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
@@ -84,14 +85,6 @@ def client(server: WinRMServer, **kwargs: object) -> Protocol:
     kwargs.setdefault("proxy", None)  # never an environment proxy for loopback
     kwargs.setdefault("ca_trust_path", None)  # nor REQUESTS_CA_BUNDLE
     return Protocol(server.endpoint, **kwargs)  # type: ignore[arg-type]
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
 
 
 def wait_gone(pid: int, timeout: float = 5.0) -> bool:

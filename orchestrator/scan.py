@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator import hostside
 from orchestrator.connections import SSHOptions, Target, Timeouts, make_connection
 from orchestrator.detection import counted
 from orchestrator.errors import HostError, HostUnreachable, StepFailed
@@ -26,7 +25,7 @@ from orchestrator.payload import find_yara_wheel
 from orchestrator.quarantine.apply import ActionPolicy, ActionSummary, apply_action
 from orchestrator.quarantine.vault import Vault
 from orchestrator.results import RunFolder, write_json_atomic
-from orchestrator.session import CleanupProof, HostSession
+from orchestrator.session import CleanupProof, HostSession, new_session
 from orchestrator.verdict_cache import ArchiveIds, VerdictCache
 
 SCAN_TYPES = ("quick", "full", "folders", "asset")
@@ -102,14 +101,14 @@ class HostResult:
 
 
 def _scanner_args(
-    plan: ScanPlan, session: HostSession, host: str, wheel: bool, log_name: str
+    plan: ScanPlan, session: HostSession, host: str, wheel_dir: str | None, log_name: str
 ) -> list[str]:
     args = [
-        session.remote_path(plan.payload.name),
+        session.arg_path(plan.payload.name),
         "--type",
         plan.scan_type,
         "--out",
-        session.remote_path(log_name),
+        session.arg_path(log_name),
         "--scan-id",
         f"{plan.run.run_id}/{host}",
         "--host-name",
@@ -119,9 +118,9 @@ def _scanner_args(
         str(max(1, int(plan.timeouts.scan) - 10)),
     ]
     if plan.patterns_zip:
-        args += ["--patterns", session.remote_path("patterns.zip")]
-    if wheel:
-        args += ["--wheel-dir", session.facts.temp_dir]  # type: ignore[union-attr]
+        args += ["--patterns", session.arg_path("patterns.zip")]
+    if wheel_dir:
+        args += ["--wheel-dir", wheel_dir]
     if plan.max_size is not None:
         args += ["--max-size", str(plan.max_size)]
     for path in plan.paths:
@@ -143,15 +142,15 @@ def _push_history(plan: ScanPlan, session: HostSession, tmp: Path) -> list[str]:
     """Push what the cache knows for this host; return the scanner arguments for it."""
     if plan.cache is None or plan.pattern_ids is None or plan.scan_type == "asset":
         return []
-    args = ["--files-out", session.remote_path(FILES_NAME)]
+    args = ["--files-out", session.arg_path(FILES_NAME)]
     local = tmp / VERDICTS_NAME
     if plan.cache.export(plan.pattern_ids.rules_id, local):
         session.push(local, VERDICTS_NAME)
-        args += ["--verdicts", session.remote_path(VERDICTS_NAME)]
+        args += ["--verdicts", session.arg_path(VERDICTS_NAME)]
     local = tmp / SINCE_NAME
     if plan.since_last and plan.cache.previous_scan(session.name, local):
         session.push(local, SINCE_NAME)
-        args += ["--since", session.remote_path(SINCE_NAME)]
+        args += ["--since", session.arg_path(SINCE_NAME)]
     return args
 
 
@@ -163,20 +162,25 @@ def _push_once(session: HostSession, local: Path, name: str | None = None) -> No
         session.pushed[name] = local
 
 
-def _push(plan: ScanPlan, session: HostSession) -> bool:
-    """Push the scanner, the pattern archive and, if the cache has one, the yara wheel."""
+def _push(plan: ScanPlan, session: HostSession) -> str | None:
+    """Push the scanner, the pattern archive and, if the cache has one, the yara wheel;
+    return the scanner's --wheel-dir (None: no wheel, hash IOCs only)."""
     _push_once(session, plan.payload)
     if plan.patterns_zip:
         _push_once(session, plan.patterns_zip, "patterns.zip")
     facts = session.facts
     assert facts is not None
+    if plan.scan_type == "asset":
+        return None
+    if facts.wheel_dir is not None:
+        return facts.wheel_dir  # the session's runtime brought its own (the Windows kit)
     wheel = None
-    if plan.wheel_dir and plan.scan_type != "asset":
+    if plan.wheel_dir:
         wheel = find_yara_wheel(plan.wheel_dir, facts.version[:2], facts.machine)
     if wheel is None:
-        return False
+        return None
     _push_once(session, wheel)  # the scanner unpacks it inside the temp dir; nothing installed
-    return True
+    return facts.temp_dir
 
 
 def run_scanner(
@@ -190,15 +194,12 @@ def run_scanner(
     step = on_step or (lambda host, name: None)
     host = session.name
     step(host, "push")
-    wheel = _push(plan, session)
-    facts = session.facts
-    assert facts is not None
+    wheel_dir = _push(plan, session)
     with tempfile.TemporaryDirectory(prefix="plantsweep-fetch-") as tmp:
         history = _push_history(plan, session, Path(tmp))
         step(host, "scan")
-        args = _scanner_args(plan, session, host, wheel, log_name) + history
-        command = hostside.payload_command(facts.python, facts.temp_dir, args)
-        run = session.run(command, plan.timeouts.scan, leaves_nothing_running=True)
+        args = _scanner_args(plan, session, host, wheel_dir, log_name) + history
+        run = session.run_python(args, plan.timeouts.scan, leaves_nothing_running=True)
         if not run.ok:
             raise StepFailed(host, f"scanner exited with {run.rc}: {run.stderr_tail()}")
         step(host, "fetch")
@@ -277,7 +278,7 @@ def scan_host(
     session: HostSession | None = None
     try:
         step(host, "connect")
-        session = HostSession(
+        session = new_session(
             make_connection(target, plan.ssh, plan.timeouts),
             target,
             plan.timeouts,

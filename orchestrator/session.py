@@ -15,6 +15,7 @@ import re
 import secrets
 import shlex
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -39,6 +40,8 @@ class HostFacts:
     temp_dir: str
     home: str
     before: dict[str, list[str] | None]
+    # --wheel-dir for the scanner when the session brought the yara wheel itself (Windows kit)
+    wheel_dir: str | None = None
 
 
 @dataclass
@@ -78,16 +81,26 @@ def json_answer(result: CommandResult, host: str, what: str) -> dict[str, Any]:
 Listing = dict[str, list[str] | None]
 
 
-def _new_entries(before: Listing, after: Listing) -> list[str]:
+def _posix_join(place: str, name: str) -> str:
+    return str(PurePosixPath(place) / name)
+
+
+def new_entries(
+    before: Listing, after: Listing, join: Callable[[str, str], str] = _posix_join
+) -> list[str]:
+    """What a place lists now that it did not list before the session."""
     residue = []
     for place, names in after.items():
         old = set(before.get(place) or [])
-        residue += [str(PurePosixPath(place) / n) for n in names or [] if n not in old]
+        residue += [join(place, n) for n in names or [] if n not in old]
     return sorted(residue)
 
 
 class HostSession:
     """Owns the connection and the temp dir of one host; steps check `cancel` between them."""
+
+    #: Host-side steps written for a POSIX host (quarantine, fetch_logs) can run here.
+    posix = True
 
     def __init__(
         self,
@@ -113,19 +126,12 @@ class HostSession:
         return self.target.name
 
     def __enter__(self) -> HostSession:
-        winrm = self.target.winrm
-        if winrm is not None and winrm.shell_type != "sh":
-            # The host-side steps below are POSIX shell commands. A WinRM host with a POSIX
-            # shell works (the test fleet's WinRM hosts); the Windows side of a session (the
-            # kit pushed and run from cmd/PowerShell) is not built yet.
-            raise StepFailed(
-                self.name,
-                f"ansible_shell_type {winrm.shell_type}: this version of plantsweep cannot "
-                "run a scan session on Windows yet (only the WinRM/SMB transport and the "
-                "Windows scanner kit build exist)",
-            )
         self.conn.open()
-        temp_dir = hostside.new_temp_dir(self.target.remote_tmp)
+        try:
+            temp_dir = self._new_temp_dir()
+        except BaseException:
+            self.conn.close()
+            raise
         if self.journal is not None:
             self.journal.creating(self.target, temp_dir)  # before it can exist
         try:
@@ -135,6 +141,9 @@ class HostSession:
             self.conn.close()
             raise
         return self
+
+    def _new_temp_dir(self) -> str:
+        return hostside.new_temp_dir(self.target.remote_tmp)
 
     def _undo_probe(self, temp_dir: str) -> None:
         """The probe failed: remove the (empty) dir if it was made, with the shell alone."""
@@ -233,6 +242,27 @@ class HostSession:
             self.may_be_running = True
             raise
 
+    def arg_path(self, name: str) -> str:
+        """How a command run by `run_python` names a file of the temp dir."""
+        return self.remote_path(name)
+
+    def require_posix(self, what: str) -> None:
+        if not self.posix:
+            raise StepFailed(self.name, f"{what} on Windows hosts is not built yet")
+
+    def run_python(
+        self,
+        argv: list[str],
+        timeout: float | None = None,
+        *,
+        leaves_nothing_running: bool = False,
+    ) -> CommandResult:
+        """Run the host's Python on argv[0] (a file of the temp dir) from inside the temp dir,
+        with `-I -B` and the temp dir as its TMPDIR."""
+        assert self.facts is not None
+        command = hostside.payload_command(self.facts.python, self.facts.temp_dir, argv)
+        return self.run(command, timeout, leaves_nothing_running=leaves_nothing_running)
+
     def fetch(self, name: str, local: Path) -> None:
         self._check_cancel()
         self.conn.get(self.remote_path(name), local, self.timeouts.transfer)
@@ -262,6 +292,9 @@ class HostSession:
             "after": {parent: found.get("parent", []), facts.home: found.get("home", [])},
         }
 
+    def _residue(self, before: Listing, after: Listing) -> list[str]:
+        return new_entries(before, after)
+
     def cleanup(self) -> CleanupProof:
         """Remove the temp dir and prove it: the dir is gone and no new entry appeared in the
         temp parent or the home dir since the probe. Never raises for a host problem."""
@@ -276,7 +309,7 @@ class HostSession:
             self.proof = CleanupProof(
                 temp_dir=facts.temp_dir,
                 removed=data["removed"] is True,
-                residue=_new_entries(facts.before, data["after"]),
+                residue=self._residue(facts.before, data["after"]),
                 errors=[str(e) for e in data["errors"]],
                 checked=checked,
                 verified_at=now,
@@ -292,3 +325,18 @@ class HostSession:
                 verified_at=now,
             )
         return self.proof
+
+
+def new_session(
+    conn: Connection,
+    target: Target,
+    timeouts: Timeouts,
+    cancel: threading.Event | None = None,
+    journal: Journal | None = None,
+) -> HostSession:
+    """The session the host's shell needs: Windows (WinRM into cmd) or POSIX (sh)."""
+    if target.winrm is not None and target.winrm.shell_type != "sh":
+        from orchestrator.windows_session import WindowsHostSession  # it builds on this module
+
+        return WindowsHostSession(conn, target, timeouts, cancel, journal)
+    return HostSession(conn, target, timeouts, cancel, journal)

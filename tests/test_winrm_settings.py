@@ -117,20 +117,23 @@ def test_windows_encoding_gives_whole_base64_lines_and_decodes_split_anywhere():
 
 
 def test_windows_commands_are_encoded_powershell_with_quoted_paths():
-    command = remote_files.WindowsFiles().sha256("C:\\Windows\\Temp\\it's\\f.zip")
+    command = remote_files.WindowsFiles().receive("C:\\Windows\\Temp\\it's\\f.zip")
     assert command.startswith("powershell.exe -NoProfile -NonInteractive ")
     script = base64.b64decode(command.rsplit(" ", 1)[1]).decode("utf-16-le")
-    assert "[IO.File]::OpenRead('C:\\Windows\\Temp\\it''s\\f.zip')" in script
+    assert "[IO.File]::Open('C:\\Windows\\Temp\\it''s\\f.zip'" in script
     assert len(command) < 8191  # cmd.exe's command-line limit
 
 
-def test_a_windows_shell_host_is_refused_before_connecting():
-    """The Windows side of a session is not built: a cmd host fails with one clear line,
-    without a connection attempt (10.0.0.5 is not reachable from here)."""
-    from orchestrator.errors import StepFailed
-    from orchestrator.session import HostSession
-
-    target = winrm_target()
-    session = HostSession(WinRMConnection(target, target.winrm, Timeouts()), target, Timeouts())
-    with pytest.raises(StepFailed, match="cannot run a scan session on Windows yet"):
-        session.__enter__()
+def test_windows_hashes_come_from_certutil_in_both_of_its_formats():
+    files = remote_files.WindowsFiles()
+    assert files.sha256("C:\\T\\f.zip") == 'certutil -hashfile "C:\\T\\f.zip" SHA256'
+    with pytest.raises(ValueError):
+        files.sha256("C:\\T\\%PATH%.zip")  # cmd would expand it
+    digest = hashlib.sha256(b"x").hexdigest()
+    named_by_hash = "C:\\T\\" + hashlib.sha256(b"y").hexdigest()  # a file named by a digest
+    spaced = " ".join(digest[i : i + 2] for i in range(0, 64, 2))  # Windows 7 / 2008 R2
+    for line in (spaced, digest.upper()):
+        out = f"SHA256 hash of file {named_by_hash}:\r\n{line}\r\nCertUtil: -hashfile command "
+        out += "completed successfully.\r\n"
+        assert files.parse_sha256(out.encode()) == digest
+    assert files.parse_sha256(b"CertUtil: -hashfile command FAILED: 0x80070002\r\n") is None

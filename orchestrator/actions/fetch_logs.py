@@ -49,6 +49,7 @@ class FetchLogs(Action):
 
     def run(self, ctx: ActionContext, args: dict[str, Any]) -> Outcome:
         session = ctx.live_session()
+        session.require_posix("fetch_logs")
         assert session.facts is not None
         rel = _relative(str(args["src"]), ctx.host)
         remote = PurePosixPath(session.facts.temp_dir) / rel

@@ -155,6 +155,21 @@ class WinRMConnection(Connection):
         self.transfer = "smb"
         self.transfer_note = session.describe()
 
+    def restart_shell(self) -> None:
+        """Close the shell and open a new one. Windows ends every process the old shell
+        started (its job object), so nothing keeps running or holds files open after this."""
+        if self.protocol is None:
+            raise StepFailed(self.name, "not connected")
+        if self.shell_id is not None:
+            with contextlib.suppress(Exception):
+                self.protocol.close_shell(self.shell_id)
+            self.shell_id = None
+        try:
+            self.shell_id = self.protocol.open_shell(codepage=65001)
+        except Exception as exc:
+            raise self._step_error(exc) from None
+        self.shells_opened += 1
+
     def describe_transfer(self) -> str | None:
         return f"{self.transfer}: {self.transfer_note}" if self.transfer_note else self.transfer
 
@@ -291,7 +306,7 @@ class WinRMConnection(Connection):
 
     def _verify(self, remote: str, expected: str, timeout: float, what: str) -> None:
         result = self.run(self.files.sha256(remote), timeout)
-        found = remote_files.parse_sha256(result.stdout)
+        found = self.files.parse_sha256(result.stdout)
         if result.rc != 0 or found is None:
             raise StepFailed(self.name, f"{what}: cannot hash {remote}: {_tail(result.stderr)}")
         if found != expected:

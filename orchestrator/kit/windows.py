@@ -199,3 +199,59 @@ def build_windows_kit(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return WindowsKit(final, platform, runtime.version, result.wheel, False)
+
+
+# Windows NT version -> the newest CPython that still runs on it (PEP 11).
+_NEWEST_PYTHON = {(6, 0): (3, 6), (6, 1): (3, 8), (6, 2): (3, 8)}
+PLATFORM_OF_ARCH = {"AMD64": "win_amd64", "X86": "win32"}
+
+
+def newest_python_for(nt_version: tuple[int, int]) -> tuple[int, int] | None:
+    """The newest CPython that runs on that Windows (None: no limit, Windows 8.1 and newer)."""
+    if nt_version < (6, 0):
+        return (0, 0)  # XP / 2003: no CPython 3.6+ runs there (the USB kit cannot help either)
+    return _NEWEST_PYTHON.get(nt_version)
+
+
+def cached_kits(root: Path | None = None) -> list[WindowsKit]:
+    """Every complete Windows kit in the cache, newest build first."""
+    root = root or kits_root()
+    found = []
+    for manifest in root.glob("*/kit.json") if root.is_dir() else []:
+        try:
+            data = json.loads(manifest.read_text())
+            major, minor = (int(p) for p in str(data["python"]).split("."))
+            kit = WindowsKit(manifest.parent, str(data["platform"]), (major, minor),
+                             data.get("yara_wheel"), True)  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged folder is not a kit
+        found.append((manifest.stat().st_mtime, kit))
+    return [kit for _, kit in sorted(found, key=lambda pair: pair[0], reverse=True)]
+
+
+def kit_for_host(arch: str, nt_version: tuple[int, int], root: Path | None = None) -> WindowsKit:
+    """The kit to push to a host with that CPU and Windows version; PayloadError says which
+    kit to build when the cache has none that fits."""
+    platform = PLATFORM_OF_ARCH.get(arch.upper())
+    if platform is None:
+        raise PayloadError(
+            f"no Windows kit for a {arch or 'unknown'} CPU: kits exist for x64 (win_amd64) "
+            "and x86 (win32)"
+        )
+    ceiling = newest_python_for(nt_version)
+    if ceiling == (0, 0):
+        raise PayloadError(
+            f"Windows NT {nt_version[0]}.{nt_version[1]} (XP / Server 2003) runs no Python 3.6+ "
+            "and speaks no SMB2: scan it with the offline USB kit's logs carried back by hand"
+        )
+    kits = [k for k in cached_kits(root) if k.platform == platform]
+    fitting = [k for k in kits if ceiling is None or k.python <= ceiling]
+    if fitting:
+        return max(fitting, key=lambda k: k.python)  # newest Python; newest build on a tie
+    need = f"Python {ceiling[0]}.{ceiling[1]} or older" if ceiling else "any Python 3.6+"
+    have = ", ".join(k.path.name for k in kits) or "none"
+    raise PayloadError(
+        f"this host needs a {platform} kit with {need} (built: {have}): run plantsweep kit "
+        f"build --platform {platform} --python-runtime python-3.x.y-embed-"
+        f"{'amd64' if platform == 'win_amd64' else 'win32'}.zip"
+    )

@@ -34,7 +34,7 @@ from orchestrator.playbook.templating import (
 )
 from orchestrator.results import RunFolder, new_run_id, utc_now, write_json_atomic
 from orchestrator.runner import run_hosts
-from orchestrator.session import HostSession
+from orchestrator.session import HostSession, new_session
 from orchestrator.targets import target_for
 
 
@@ -226,7 +226,7 @@ class PlaybookRun:
             if self.options.check:
                 conn.open()  # reachable and authenticated, but nothing is created
             else:
-                session = HostSession(conn, target, self.options.timeouts, cancel, context.journal)
+                session = new_session(conn, target, self.options.timeouts, cancel, context.journal)
                 session.__enter__()
         except HostUnreachable as exc:
             stats.unreachable += 1

@@ -122,6 +122,9 @@ def apply_action(
         if critical:
             result, reason = "refused", MISSION_CRITICAL
             message = "host is mission-critical: log-only is enforced, the file was not touched"
+        elif not session.posix:
+            result, reason = "refused", "unsupported"
+            message = "quarantine on Windows hosts is not built yet: the file was left in place"
         elif any("path_b64" in f for f in group):
             result, reason = "refused", "name"
             message = "file name is not valid UTF-8: cannot be transferred, left in place"

@@ -101,7 +101,7 @@ def _restore(vault: Vault, args: argparse.Namespace, extra_vars: dict[str, Any])
     from orchestrator.quarantine.remote import restore_file
     from orchestrator.quarantine.vault import controller_user
     from orchestrator.results import new_run_id
-    from orchestrator.session import HostSession
+    from orchestrator.session import new_session
     from orchestrator.targets import target_for
 
     entry = vault.entry(args.id)
@@ -132,7 +132,7 @@ def _restore(vault: Vault, args: argparse.Namespace, extra_vars: dict[str, Any])
         plain = Path(tmp) / "plain"
         vault.decrypt_to(entry, plain)  # authenticated and re-hashed before any host is touched
         journal = Journal.open(journal_dir(), new_run_id(), list(args.inventory))
-        session = HostSession(
+        session = new_session(
             make_connection(target, ssh, timeouts), target, timeouts, None, journal
         )
         try:

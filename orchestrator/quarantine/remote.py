@@ -180,6 +180,7 @@ def _host_op(session: HostSession, op: str, path: str, *args: str) -> dict[str, 
     """Run one operation of the host script; its refusal becomes QuarantineFailed."""
     if session.cancel.is_set():
         raise StepFailed(session.name, "cancelled")
+    session.require_posix("quarantine and restore")
     facts = session.facts
     assert facts is not None
     q = shlex.quote

@@ -8,6 +8,7 @@ from typing import Any
 from orchestrator.connections import SUPPORTED, Target
 from orchestrator.connections.winrm_settings import winrm_settings
 from orchestrator.errors import InventoryError
+from orchestrator.hostside_windows import DEFAULT_TEMP_ROOT
 from orchestrator.inventory import connection_settings
 
 
@@ -33,6 +34,10 @@ def target_for(name: str, hostvars: dict[str, Any], password: str | None = None)
         python_interpreter=s.get("python_interpreter")
         or (sys.executable if connection == "local" else None),
         known_hosts=hostvars.get("plantsweep_known_hosts"),
-        remote_tmp=str(hostvars.get("ansible_remote_tmp") or hostvars.get("remote_tmp") or "/tmp"),
+        remote_tmp=str(
+            hostvars.get("ansible_remote_tmp")
+            or hostvars.get("remote_tmp")
+            or (DEFAULT_TEMP_ROOT if winrm and winrm.shell_type != "sh" else "/tmp")
+        ),
         winrm=winrm,
     )

@@ -43,10 +43,8 @@ class WindowsHostSession(HostSession):
     posix = False
 
     def _new_temp_dir(self) -> str:
-        tmp = self.target.remote_tmp
-        root = win.DEFAULT_TEMP_ROOT if tmp in ("", "/tmp") else tmp  # /tmp: the POSIX default
         try:
-            return win.new_temp_dir(root)
+            return win.new_temp_dir(self.target.remote_tmp)
         except ValueError as exc:
             raise StepFailed(self.name, str(exc)) from None
 

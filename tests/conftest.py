@@ -119,3 +119,17 @@ def wheel_dir() -> Path:
     missing = [w for w in got if w.path is None]
     assert not missing, f"yara-python wheels could not be fetched: {missing}"
     return WHEEL_CACHE
+
+
+# Not the shared cache of Linux wheels: other tests pick a cp38 wheel from it by name.
+WINDOWS_WHEELS = WHEEL_CACHE.parent / (WHEEL_CACHE.name + "-windows")
+
+
+@pytest.fixture(scope="session")
+def win_wheels() -> Path:
+    """The real yara-python wheels for CPython 3.8 on win_amd64 and win32, fetched once."""
+    from orchestrator.payload import download_wheels
+
+    got = download_wheels(WINDOWS_WHEELS, ["3.8"], ["win_amd64", "win32"])
+    assert all(g.path is not None for g in got), [g.error for g in got]
+    return WINDOWS_WHEELS

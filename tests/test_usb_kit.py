@@ -18,7 +18,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -314,23 +314,29 @@ def test_python36_host_writes_a_verifiable_log(kit_setup, py36_run, capsys, tmp_
     assert log["kit_import"]["host_checked"] == HOST
 
 
-def test_edited_log_is_refused(kit_setup, py36_run, capsys, tmp_path):
-    original = _host_log(kit_setup, py36_run.log)
-    stick = _stick_with(kit_setup["host"].path(IN_HOST_KIT), tmp_path / "back", [original])
-    edited = stick / KIT / "logs" / py36_run.log
+def _edit_and_import(capsys, stick: Path, name: str, kit_id: str, out: Path) -> None:
+    """One byte of the log `name` on the stick changed (still valid JSON): the import refuses
+    it by its MAC and stores nothing."""
+    edited = stick / KIT / "logs" / name
     data = bytearray(edited.read_bytes())
     at = data.index(b'"files_scanned": ') + len(b'"files_scanned": ')
-    data[at] = ord("7") if data[at] != ord("7") else ord("8")  # one byte, still valid JSON
+    data[at] = ord("7") if data[at] != ord("7") else ord("8")
     edited.write_bytes(bytes(data))
     json.loads(edited.read_bytes())
-    code, err, _ = _import(capsys, stick, tmp_path / "r")
+    code, err, _ = _import(capsys, stick, out)
     assert code == 2
     refused = [line for line in err if line.startswith("REFUSED: ")]
     assert refused == [
-        f"REFUSED: {py36_run.log}: MAC mismatch: the log was changed after the scan, or not "
-        f"written by kit {kit_setup['kit_id']}"
+        f"REFUSED: {name}: MAC mismatch: the log was changed after the scan, or not "
+        f"written by kit {kit_id}"
     ]
-    assert not (tmp_path / "r").exists()
+    assert not out.exists()
+
+
+def test_edited_log_is_refused(kit_setup, py36_run, capsys, tmp_path):
+    original = _host_log(kit_setup, py36_run.log)
+    stick = _stick_with(kit_setup["host"].path(IN_HOST_KIT), tmp_path / "back", [original])
+    _edit_and_import(capsys, stick, py36_run.log, kit_setup["kit_id"], tmp_path / "r")
 
 
 def test_log_without_mac_is_refused(kit_setup, py36_run, capsys, tmp_path):
@@ -514,6 +520,46 @@ def _scanner_pids(kit_dir: str) -> list[int]:
     return pids
 
 
+def _press_ctrl_c(
+    argv: list[str],
+    kit_dir: str,
+    env: dict[str, str] | None = None,
+    while_scanning: Callable[[], None] | None = None,
+) -> tuple[int, bytes]:
+    """Start a kit script in a session of its own, wait until its scanner walks, then press
+    Ctrl-C (SIGINT to the whole process group, as a terminal does): (exit code, stderr)."""
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _scanner_pids(kit_dir) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _scanner_pids(kit_dir), "the scanner never started"
+        if while_scanning is not None:
+            while_scanning()
+        time.sleep(1.5)  # walking by now
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, err
+
+
+def _import_partial_log(capsys, stick: Path, out: Path) -> None:
+    """The stick holds one partial log: the import stores it with the host failed."""
+    (log,) = (stick / KIT / "logs").glob("*.json")
+    assert json.loads(log.read_bytes())["complete"] is False
+    code, lines, _ = _import(capsys, stick, out)
+    assert code & 2, lines  # the host failed: an incomplete scan is never clean
+    (run_dir,) = list(out.iterdir())
+    (summary,) = json.loads((run_dir / "run.json").read_text())["hosts"]
+    assert summary["status"] == "failed"
+    assert summary["message"].startswith("scan incomplete: stopped by SIGINT after")
+
+
 def test_ctrl_c_leaves_a_partial_log_and_nothing_else(kit_setup, capsys, tmp_path):
     """Ctrl-C (SIGINT to the terminal's process group) during a full scan: the scanner writes
     its partial log and MAC, the trap removes the temp dir, the import reports the host failed."""
@@ -521,35 +567,14 @@ def test_ctrl_c_leaves_a_partial_log_and_nothing_else(kit_setup, capsys, tmp_pat
     kit_dir = "/media/usb-ctrl-c/plantsweep-kit"
     shutil.copytree(kit_setup["stick"] / KIT, host.path(kit_dir))
     before = _watched(host)
-    proc = subprocess.Popen(
+    code, err = _press_ctrl_c(
         ["nsenter", "-t", str(host.anchor_pid), "-m", "-u", "-n", "--"]
         + ["sh", f"{kit_dir}/run.sh", "--type", "full"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
+        kit_dir,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not _scanner_pids(kit_dir) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _scanner_pids(kit_dir), "the scanner never started"
-        time.sleep(1.5)  # walking by now
-        os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 130, err.decode(errors="replace")
+    assert code == 130, err.decode(errors="replace")
     assert b"interrupted: a partial log (complete: false) may be in" in err
     assert _watched(host) == before
     back = tmp_path / "back"
     shutil.copytree(host.path(kit_dir), back / KIT)
-    (log,) = (back / KIT / "logs").glob("*.json")
-    assert json.loads(log.read_bytes())["complete"] is False
-    code, lines, _ = _import(capsys, back, tmp_path / "r")
-    assert code & 2, lines  # the host failed: an incomplete scan is never clean
-    (run_dir,) = list((tmp_path / "r").iterdir())
-    (summary,) = json.loads((run_dir / "run.json").read_text())["hosts"]
-    assert summary["status"] == "failed"
-    assert summary["message"].startswith("scan incomplete: stopped by SIGINT after")
+    _import_partial_log(capsys, back, tmp_path / "r")

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import WINDOWS_WHEELS  # noqa: F401 (tests/test_windows_cmd_e2e.py takes it from here)
 
 from orchestrator.cli import main
 from orchestrator.errors import PayloadError
 from orchestrator.kit import windows
-from orchestrator.payload import download_wheels
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "scanner"))
-import scanner_support as S  # noqa: E402
 
 
 def pe_header(machine: int) -> bytes:
@@ -50,17 +46,6 @@ def embeddable_zip(path: Path, minor: int = 8, machine: int = 0x8664, **extra: b
         for name, data in members.items():
             zf.writestr(name, data)
     return path
-
-
-# Not the shared cache of Linux wheels: other tests pick a cp38 wheel from it by name.
-WINDOWS_WHEELS = S.WHEEL_CACHE.parent / (S.WHEEL_CACHE.name + "-windows")
-
-
-@pytest.fixture(scope="module")
-def win_wheels() -> Path:
-    got = download_wheels(WINDOWS_WHEELS, ["3.8"], ["win_amd64", "win32"])
-    assert all(g.path is not None for g in got), [g.error for g in got]
-    return WINDOWS_WHEELS
 
 
 def test_a_kit_holds_the_runtime_the_scanner_and_the_windows_wheel(tmp_path, win_wheels):

@@ -1,6 +1,7 @@
 """`plantsweep kit build|list` and `plantsweep logs import`: the command line of the USB kit.
 
 plantsweep kit build --usb DIR [--patterns SPEC] [--name NAME] [--wheel-dir DIR]
+                     [--windows PLATFORM[,PLATFORM]]
 plantsweep kit list
 plantsweep logs import DIR [--host NAME] [--machine-id ID] [--out results] [--min-level L]
 """
@@ -13,12 +14,13 @@ from typing import Any
 
 from orchestrator import exit_codes
 from orchestrator.detection import DEFAULT_MIN_LEVEL, MIN_LEVELS
+from orchestrator.errors import UsageError
 
 
 def add_parsers(sub: Any, parser_class: type) -> None:
     """`kit` and `logs` with their sub-commands (parser_class: the CLI's)."""
     kit = sub.add_parser(
-        "kit", help="the offline USB kit (Linux hosts) and the Windows scanner kit"
+        "kit", help="the offline USB kit (Linux and Windows hosts) and the Windows scanner kit"
     )
     ksub = kit.add_subparsers(dest="kit_command", metavar="ACTION", parser_class=parser_class)
     ksub.required = True
@@ -52,6 +54,12 @@ def add_parsers(sub: Any, parser_class: type) -> None:
         metavar="DIR",
         help="cache of yara-python wheels (default: the one `plantsweep wheels` fills)",
     )
+    build.add_argument(
+        "--windows",
+        metavar="PLATFORM[,PLATFORM]",
+        help="with --usb: also for Windows hosts, with the cached Windows kit of each platform "
+        "(win_amd64, win32; win_amd64-py38 picks a Python) and run.cmd (default: Linux only)",
+    )
     ksub.add_parser("list", help="kits this controller built (their logs can be imported)")
 
     logs = sub.add_parser("logs", help="scan logs carried back from offline hosts")
@@ -80,15 +88,18 @@ def add_parsers(sub: Any, parser_class: type) -> None:
 
 
 def kit_command(args: argparse.Namespace) -> int:
-    from orchestrator.kit import registry
+    from orchestrator.kit import registry, usb_windows
     from orchestrator.kit.usb import build_kit
 
     if args.kit_command == "build" and args.platform:
         return _windows_kit(args)
+    if args.kit_command == "build" and args.python_runtime:
+        raise UsageError("--python-runtime goes with --platform (the Windows scanner kit)")
     if args.kit_command == "list":
         for r in registry.all_kits():
             patterns = f"{r.patterns.get('name')} v{r.patterns.get('version')}"
-            print(f"{r.kit_id}  {r.created}  {patterns}  {r.name or '-'}  {r.usb}")
+            hosts = "+".join(["linux", *sorted(_windows_platforms(r.files))])
+            print(f"{r.kit_id}  {r.created}  {patterns}  {hosts}  {r.name or '-'}  {r.usb}")
         print(f"kit registry: {registry.kits_dir()}")
         return exit_codes.OK
     built = build_kit(
@@ -96,6 +107,7 @@ def kit_command(args: argparse.Namespace) -> int:
         patterns=args.patterns,
         name=args.name,
         wheel_dir=Path(args.wheel_dir) if args.wheel_dir else None,
+        windows=args.windows,
     )
     record = built.record
     print(f"kit {record.kit_id} written to {built.path}")
@@ -110,18 +122,37 @@ def kit_command(args: argparse.Namespace) -> int:
         )
     elif built.wheels:
         print(f"yara-python wheels: {len(built.wheels)}")
-    print(f"on the host: sh {built.path}/run.sh   then: plantsweep logs import {built.path}")
+    for platform, info in built.windows.items():
+        wheel = info["yara_wheel"] or "no yara wheel: hash and filename IOCs only"
+        print(f"windows {platform}: Python {info['python']}, runs on {info['runs_on']}; {wheel}")
+    if not built.windows:
+        cached = usb_windows.cached_platforms()
+        if cached:
+            print(f"no Windows part (cached Windows kits: {', '.join(cached)}; add --windows)")
+    print(f"on a Linux host: sh {built.path}/run.sh")
+    if built.windows:
+        print(rf"on a Windows host: E:\{built.path.name}\run.cmd (the stick's drive letter)")
+    print(f"then: plantsweep logs import {built.path}")
     return exit_codes.OK
 
 
+def _windows_platforms(files: dict[str, str]) -> set[str]:
+    """The Windows runtimes a kit carries, from its file list (windows/<platform>/...)."""
+    from orchestrator.kit.run_cmd import WINDOWS_DIR
+
+    return {p.split("/")[1] for p in files if p.startswith(WINDOWS_DIR + "/") and p.count("/") > 1}
+
+
 def _windows_kit(args: argparse.Namespace) -> int:
-    from orchestrator.errors import UsageError
     from orchestrator.kit.windows import build_windows_kit
 
+    if args.patterns or args.name or args.windows:
+        raise UsageError(
+            "--patterns, --name and --windows are for --usb kits: build the Windows kit first, "
+            "then the stick with --usb DIR --windows PLATFORM"
+        )
     if not args.python_runtime:
         raise UsageError("--platform needs --python-runtime FILE.zip (CPython embeddable package)")
-    if args.patterns or args.name:
-        raise UsageError("--patterns and --name are for --usb kits: patterns go with each scan")
     kit = build_windows_kit(
         args.platform,
         Path(args.python_runtime),

@@ -10,74 +10,37 @@ damaged stick is refused instead of scanning with half a rule set.
 
 from __future__ import annotations
 
+import inspect
 import shlex
 
 from orchestrator.hostside import PYTHON_CANDIDATES
+from orchestrator.kit import run_windows
 from orchestrator.kit.registry import valid_kit_id
 
-# The stick files run.sh checks before the scan (kit.json's `files` gives their SHA-256).
-# Single-quoted in the script: it must not hold a single quote.
-_VERIFY = r"""
-import hashlib, json, os, sys
-kit, tmp = sys.argv[1], sys.argv[2]
-bad = []
-try:
-    with open(os.path.join(kit, "kit.json"), "rb") as fh:
-        files = json.loads(fh.read().decode("utf-8"))["files"]
-    listed = set()
-    for entry in files:
-        rel = entry["path"]
-        listed.add(rel)
-        if rel in ("scanner.pyz", "patterns.zip"):
-            path = os.path.join(tmp, rel)
-        elif rel == "kit.key" or rel.startswith("wheels/"):
-            path = os.path.join(kit, *rel.split("/"))
-        else:
-            continue
-        digest = hashlib.sha256()
-        try:
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-        except OSError as exc:
-            bad.append("%s (%s)" % (rel, exc.strerror))
-            continue
-        if digest.hexdigest() != entry["sha256"]:
-            bad.append(rel)
-    wheels = os.path.join(kit, "wheels")
-    for name in sorted(os.listdir(wheels)) if os.path.isdir(wheels) else []:
-        if "wheels/" + name not in listed:
-            bad.append("wheels/%s (not part of the kit)" % name)
-except (OSError, ValueError, KeyError, TypeError) as exc:
-    bad.append("kit.json (%s)" % exc)
+# The check of the stick and the report at the end are run_windows.py's own functions (the
+# Windows script, a module here), run as `python3 -c` snippets: one code for both scripts.
+_IMPORTS = "import hashlib, json, os, sys\n"
+
+# The stick files run.sh checks before the scan (kit.json's `files` gives their SHA-256): the
+# copies of scanner.pyz and patterns.zip, kit.key and the wheels. Single-quoted in the script.
+_VERIFY = (
+    _IMPORTS
+    + inspect.getsource(run_windows.kit_damage)
+    + """bad = kit_damage(sys.argv[1], sys.argv[2], ["wheels/"])
 if bad:
-    sys.stderr.write("plantsweep-kit: damaged or changed: %s\n" % ", ".join(bad))
+    sys.stderr.write("plantsweep-kit: damaged or changed: %s\\n" % ", ".join(bad))
     sys.exit(1)
 """
+)
 
 # What the operator reads at the end: where the log went and its SHA-256.
-_REPORT = r"""
-import hashlib, json, sys
-log = sys.argv[1]
-with open(log, "rb") as fh:
-    data = fh.read()
-try:
-    document = json.loads(data.decode("utf-8"))
-    stats = document.get("stats") or {}
-    complete = document.get("complete") is not False
-except ValueError:
-    stats, complete = {}, False
-if complete:
-    print("plantsweep kit: scan finished")
-else:
-    print("plantsweep kit: scan INCOMPLETE (stopped early): the log is partial")
-print("  log:     %s" % log)
-print("  sha256:  %s" % hashlib.sha256(data).hexdigest())
-print("  mac:     %s.mac" % log)
-print("  files scanned: %s, findings: %s, errors: %s" % (
-    stats.get("files_scanned", "?"), stats.get("findings", "?"), stats.get("errors", "?")))
+_REPORT = (
+    _IMPORTS
+    + inspect.getsource(run_windows.report)
+    + """report(sys.argv[1])
 print("Unmount the stick and bring it back: plantsweep logs import <stick>")
 """
+)
 
 _TEMPLATE = r"""#!/bin/sh
 # plantsweep offline kit @KIT_ID@: scan this Linux host, write the scan log onto the stick.
@@ -99,7 +62,7 @@ usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
 
 KIT_DIR=$(CDPATH= cd -- "$(dirname -- "$0")" 2>/dev/null && pwd -P) \
     || die 2 "cannot find the kit folder of $0"
-for f in kit.json kit.key scanner.pyz patterns.zip; do
+for f in @REQUIRED@; do
     [ -f "$KIT_DIR/$f" ] || die 2 "$KIT_DIR/$f is missing: not a complete plantsweep kit"
 done
 
@@ -117,8 +80,7 @@ while [ "$n" -gt 0 ]; do
             shift
             n=$((n - 1)) ;;
         --python=*) PY=${arg#--python=} ;;
-        --out | --out=* | --patterns | --patterns=* | --wheel-dir | --wheel-dir=* \
-        | --log-mac-key | --log-mac-key=* | --scan-id | --scan-id=*)
+        @KIT_OPTIONS@)
             die 3 "$arg is set by the kit itself" ;;
         -h | --help) usage; exit 0 ;;
         --type | --type=*) HAVE_TYPE=yes; set -- "$@" "$arg" ;;
@@ -202,6 +164,12 @@ exit 0
 """
 
 
+def _kit_options() -> str:
+    """The case pattern of the options the kit sets itself (`--out | --out=* | ...`)."""
+    patterns = [f"{option} | {option}=*" for option in run_windows.KIT_OPTIONS]
+    return " \\\n        | ".join(patterns)
+
+
 def render(kit_id: str) -> str:
     """The script for one kit (its id is fixed in it, for the scan id and messages)."""
     if not valid_kit_id(kit_id):
@@ -212,6 +180,8 @@ def render(kit_id: str) -> str:
     return (
         _TEMPLATE.replace("@KIT_ID@", kit_id)
         .replace("@CANDIDATES@", " ".join(shlex.quote(c) for c in PYTHON_CANDIDATES))
+        .replace("@REQUIRED@", " ".join(run_windows.REQUIRED))
+        .replace("@KIT_OPTIONS@", _kit_options())
         .replace("@VERIFY@", _VERIFY.strip("\n"))
         .replace("@REPORT@", _REPORT.strip("\n"))
     )

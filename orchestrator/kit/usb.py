@@ -1,6 +1,9 @@
-"""Build the offline USB kit for Linux hosts into DIR/plantsweep-kit/.
+"""Build the offline USB kit for Linux (and Windows) hosts into DIR/plantsweep-kit/.
 
-    kit = build_kit(Path("/media/usb"), patterns="bundle:site", name="gate")
+    kit = build_kit(Path("/media/usb"), patterns="bundle:site", name="gate", windows="win_amd64")
+
+With `windows`, the cached Windows kits of those platforms are copied into
+windows/<platform>/ (usb_windows.py), with run.cmd and run_windows.py beside run.sh.
 
 The kit is staged in a hidden folder next to its final place and renamed when complete, so a
 stick pulled half-way never holds something that looks like a kit. It is registered on the
@@ -25,7 +28,7 @@ from agentless_scanner.logmac import key_text
 from agentless_scanner.patterns import BUNDLE_FILE, load_patterns
 from orchestrator import __version__, payload
 from orchestrator.errors import PlantsweepError, UsageError
-from orchestrator.kit import readme_txt, registry, run_sh
+from orchestrator.kit import readme_txt, registry, run_cmd, run_sh, run_windows, usb_windows
 from orchestrator.pattern_source import BUNDLE_PREFIX, pattern_archive
 from orchestrator.results import utc_now
 
@@ -54,6 +57,7 @@ class BuiltKit:
     record: registry.KitRecord
     wheels: tuple[str, ...]
     has_yara: bool
+    windows: dict[str, dict[str, Any]]  # platform -> what kit.json says of its runtime
 
 
 def _sha256(path: Path) -> str:
@@ -121,7 +125,9 @@ def build_kit(
     patterns: str | None = None,
     name: str | None = None,
     wheel_dir: Path | None = None,
+    windows: str | None = None,
 ) -> BuiltKit:
+    """`windows`: "win_amd64,win32" (or "win_amd64-py38"): the Windows runtimes to carry."""
     usb = Path(usb)
     if not usb.is_dir():
         raise UsageError("no such folder (mount the stick first)", path=str(usb))
@@ -134,6 +140,8 @@ def build_kit(
         )
     if name is not None and not NAME_RE.match(name):
         raise UsageError("--name: 1-100 letters, digits, spaces or . , : @ + ( ) - _")
+    # Before anything is written: a Windows kit that was not built yet is a usage error.
+    win_kits = usb_windows.select(usb_windows.parse_platforms(windows)) if windows else []
     kit_id = registry.new_kit_id()
     key = registry.new_key()
     created = utc_now()
@@ -152,13 +160,16 @@ def build_kit(
         wheels = linux_wheels(wheel_dir or payload.default_wheel_dir()) if has_yara else []
         for wheel in wheels:
             shutil.copyfile(wheel, staging / WHEELS_DIR / wheel.name)
+        on_windows = usb_windows.copy_all(win_kits, staging, with_wheel=has_yara)
         (staging / LOGS_DIR).mkdir()
         _write(staging / "kit.key", key_text(kit_id, key), 0o600)
         _write(staging / "run.sh", run_sh.render(kit_id), 0o755)
-        _write(
-            staging / "README.txt",
-            readme_txt.render(kit_id, name, created, __version__, described),
-        )
+        if on_windows:
+            (staging / "run.cmd").write_bytes(run_cmd.render(kit_id))
+            shutil.copyfile(run_windows.__file__, staging / run_cmd.SCRIPT)
+        readme = readme_txt.render(kit_id, name, created, __version__, described, on_windows)
+        # Notepad before Windows 10 shows a file with bare LF line endings as one line.
+        _write(staging / "README.txt", readme.replace("\n", "\r\n") if on_windows else readme)
         files = _manifest_files(staging)
         manifest = {
             "format": MANIFEST_FORMAT,
@@ -168,7 +179,8 @@ def build_kit(
             "plantsweep": __version__,
             "scanner": {"file": "scanner.pyz", "version": SCANNER_VERSION},
             "patterns": described,
-            "platform": "linux",
+            "platforms": ["linux", *on_windows],
+            "windows": on_windows,
             "files": [{"path": rel, "sha256": digest} for rel, digest in files.items()],
         }
         _write(staging / MANIFEST, json.dumps(manifest, indent=2) + "\n")
@@ -199,4 +211,4 @@ def build_kit(
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return BuiltKit(target, record, tuple(w.name for w in wheels), has_yara)
+    return BuiltKit(target, record, tuple(w.name for w in wheels), has_yara, on_windows)

@@ -109,15 +109,17 @@ def cleanup_command(temp_dir: str, marker: str) -> str:
     parent = str(PureWindowsPath(temp_dir).parent)
     parts = [
         f"rmdir /s /q {q(temp_dir)} 2>nul",
-        f"if exist {q(temp_dir)} {_section(marker, 'present')}",
         *_snapshot(marker, parent),
         _section(marker, "end"),
+        # Last: cmd runs everything after an `if`'s command only when the condition holds.
+        f"if exist {q(temp_dir)} {_section(marker, 'present')}",
     ]
     return "&".join(parts)
 
 
 def undo_probe_command(temp_dir: str) -> str:
-    """The probe failed after mkdir: remove the (empty) dir; say if it is still there."""
+    """The probe failed after mkdir: remove the (empty) dir; say if it is still there (the
+    `if` last: cmd makes the rest of the line part of its command)."""
     return f"rmdir {q(temp_dir)} 2>nul&if exist {q(temp_dir)} echo present"
 
 

@@ -9,8 +9,10 @@ says ansible_shell_type: sh: this tests the transports and the session, not cmd.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -78,8 +80,8 @@ def scan(tmp_path: Path, inventory: Path, *more: str) -> ScanRun:
                         "--path", "/srv/plant", *more)  # fmt: skip
 
 
-def scanner_running_under(root: int) -> bool:
-    """A scanner zipapp runs among the descendants of process ``root``."""
+def scanner_running_under(root: int) -> int | None:
+    """The PID of a scanner zipapp among the descendants of process ``root``, if one runs."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -93,11 +95,11 @@ def scanner_running_under(root: int) -> bool:
         pid = todo.pop()
         try:
             if b"scanner" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return True
+                return pid
         except OSError:
             continue
         todo += children.get(pid, [])
-    return False
+    return None
 
 
 def test_push_run_fetch_cleanup_over_winrm_and_smb(windows, tmp_path):
@@ -166,8 +168,15 @@ def test_a_bad_certificate_and_a_server_gone_mid_command_fail_only_their_hosts(w
 
         def kill_when_scanning() -> None:
             while not stop.is_set():
-                if dying.proc is not None and scanner_running_under(dying.proc.pid):
+                scanner = scanner_running_under(dying.proc.pid) if dying.proc else None
+                if scanner is not None:
+                    # Frozen first, so it cannot finish (and be reported done) before the
+                    # server goes: the host must go away mid-command, not after it.
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(scanner, signal.SIGSTOP)
                     dying.stop()
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(scanner, signal.SIGKILL)  # if the server left it behind
                     return
                 time.sleep(0.05)
 

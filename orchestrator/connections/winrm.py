@@ -258,9 +258,8 @@ class WinRMConnection(Connection):
         if isinstance(exc, HostError):
             return exc
         endpoint = self.settings.endpoint(self.target.address)
-        if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(
-            exc, requests.exceptions.SSLError
-        ):
+        broken = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)
+        if isinstance(exc, broken) and not isinstance(exc, requests.exceptions.SSLError):
             # Connected before: the host or its WinRM service went away mid-session.
             return StepFailed(
                 self.name, f"WinRM at {endpoint} stopped answering ({_first_line(exc)})"

@@ -5,14 +5,21 @@ namespaces, so one host answers WinRM on 5985/5986 and SMB on 445 like a Windows
         winrm.endpoint, winrm.ca_file   # NTLM as smb.user, commands run as that user
 
 The server runs as the same account Samba maps the logon to (plantops), with the host's
-/tmp, /home and hostname, and its commands run under /bin/sh: hosts that use it are
-inventoried with ``ansible_shell_type: sh``.
+/tmp, /home and hostname. Its commands run under /bin/sh by default (hosts that use it are
+inventoried with ``ansible_shell_type: sh``), or, with ``WinRMOnHost(smb, shell="cmd")``,
+under the server's cmd.exe emulator (tests/winrm_server/cmd_shell.py, the default
+``ansible_shell_type: cmd``) on the Samba host's C: drive, /srv/win (C$; ADMIN$ is
+C:\\Windows), with Windows' environment variables (USERPROFILE=C:\\Users\\plantops,
+SystemRoot, TEMP, PROCESSOR_ARCHITECTURE=AMD64, COMPUTERNAME, ...). prepare_windows_drive()
+gives that drive a profile, temp folders, and the emulated registry and task list
+(C:\\.emulated) with a few realistic entries, all owned by the account.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import shutil
 import signal
@@ -21,16 +28,132 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from tests.winrm_server.cmd_shell import HIDDEN_PYTHONPATH_VAR
+
 from .proc import HarnessError
-from .samba import SambaHost
+from .samba import C_DRIVE, SambaHost
 
 REPO = Path(__file__).resolve().parents[2]
 SITE_PACKAGES = REPO / ".venv" / "lib" / "python3.11" / "site-packages"
+SHELLS = ("sh", "cmd")
+HOST_PYTHON = "/usr/bin/python3"  # what the emulated python.exe runs inside the host
+
+# The emulated registry (subkeys are folders, values are files "TYPE\nDATA") and task list.
+REGISTRY_SEED: dict[str, dict[str, tuple[str, str]]] = {
+    "HKEY_LOCAL_MACHINE/SOFTWARE/Microsoft/Windows/CurrentVersion/Run": {
+        "VMware User Process": (
+            "REG_SZ",
+            '"C:\\Program Files\\VMware\\VMware Tools\\vmtoolsd.exe" -n vmusr',
+        ),
+    },
+    "HKEY_LOCAL_MACHINE/SOFTWARE/Siemens/Automation": {},
+    "HKEY_LOCAL_MACHINE/SYSTEM/CurrentControlSet/Services/Dhcp": {
+        "DisplayName": ("REG_SZ", "DHCP Client"),
+        "Start": ("REG_DWORD", "0x2"),
+    },
+    "HKEY_LOCAL_MACHINE/SYSTEM/CurrentControlSet/Services/Dnscache": {
+        "DisplayName": ("REG_SZ", "DNS Client"),
+        "Start": ("REG_DWORD", "0x2"),
+    },
+    "HKEY_LOCAL_MACHINE/SYSTEM/CurrentControlSet/Services/W32Time": {
+        "DisplayName": ("REG_SZ", "Windows Time"),
+        "Start": ("REG_DWORD", "0x3"),
+    },
+    "HKEY_CURRENT_USER/Software/Microsoft/Windows/CurrentVersion": {},
+}
+TASKS_SEED = (
+    '"\\Microsoft\\Windows\\Defrag\\ScheduledDefrag","N/A","Ready"\r\n'
+    '"\\Microsoft\\Windows\\Time Synchronization\\SynchronizeTime","N/A","Disabled"\r\n'
+)
+
+
+def windows_environment(user: str, computer: str, drive_c: str = C_DRIVE) -> dict[str, str]:
+    """The variables a WinRM shell of `user` sees on Windows, plus the emulator's own."""
+    profile = f"C:\\Users\\{user}"
+    temp = f"{profile}\\AppData\\Local\\Temp"
+    return {
+        "ALLUSERSPROFILE": "C:\\ProgramData",
+        "APPDATA": f"{profile}\\AppData\\Roaming",
+        "COMPUTERNAME": computer,
+        "ComSpec": "C:\\Windows\\system32\\cmd.exe",
+        "HOMEDRIVE": "C:",
+        "HOMEPATH": f"\\Users\\{user}",
+        "LOCALAPPDATA": f"{profile}\\AppData\\Local",
+        "NUMBER_OF_PROCESSORS": "2",
+        "OS": "Windows_NT",
+        "PATHEXT": ".COM;.EXE;.BAT;.CMD;.VBS;.VBE;.JS;.JSE;.WSF;.WSH;.MSC",
+        "PROCESSOR_ARCHITECTURE": "AMD64",
+        "ProgramData": "C:\\ProgramData",
+        "ProgramFiles": "C:\\Program Files",
+        "ProgramFiles(x86)": "C:\\Program Files (x86)",
+        "PUBLIC": "C:\\Users\\Public",
+        "SystemDrive": "C:",
+        "SystemRoot": "C:\\Windows",
+        "TEMP": temp,
+        "TMP": temp,
+        "USERDOMAIN": computer,
+        "USERNAME": user,
+        "USERPROFILE": profile,
+        "windir": "C:\\Windows",
+        "WINRM_TEST_DRIVE_C": drive_c,
+        "WINRM_TEST_PYTHON": HOST_PYTHON,
+    }
+
+
+def prepare_windows_drive(drive: Path, user: str, owner: tuple[int, int] | None = None) -> None:
+    """Give a C: drive folder (controller-side path) what the cmd emulator and a profile need:
+    C:\\Users\\<user> with AppData\\Local\\Temp, C:\\Windows\\Temp, and the emulated registry
+    and task list. What exists is kept (a test may have changed it); what is made belongs to
+    owner (uid, gid)."""
+    made: list[Path] = []
+
+    def folder(path: Path) -> None:
+        missing = [p for p in (path, *path.parents) if not p.exists() and drive in p.parents]
+        path.mkdir(parents=True, exist_ok=True)
+        made.extend(missing)
+
+    profile = drive / "Users" / user
+    for sub in ("AppData/Local/Temp", "AppData/Roaming", "Desktop", "Documents"):
+        folder(profile / sub)
+    folder(drive / "Windows" / "Temp")
+    emulated = drive / ".emulated"
+    registry = emulated / "registry"
+    for key, values in REGISTRY_SEED.items():
+        if (registry / key).exists():
+            continue
+        folder(registry / key)
+        for name, (kind, data) in values.items():
+            (registry / key / name).write_text(f"{kind}\n{data}\n", encoding="utf-8")
+            made.append(registry / key / name)
+    for root in ("HKEY_CLASSES_ROOT", "HKEY_USERS", "HKEY_CURRENT_CONFIG"):
+        folder(registry / root)
+    tasks = emulated / "schtasks.csv"
+    if not tasks.exists():
+        tasks.write_bytes(TASKS_SEED.encode("utf-8"))  # CRLF, and one at the end
+        made.append(tasks)
+    if owner is not None:
+        for path in made:
+            os.chown(path, *owner)
+
+
+def computer_name(host_name: str) -> str:
+    """COMPUTERNAME is the NetBIOS name: upper case, at most 15 characters."""
+    return re.sub(r"[^A-Za-z0-9-]", "", host_name).upper()[:15] or "PLANTWIN"
 
 
 class WinRMOnHost:
-    def __init__(self, samba: SambaHost, *, https: bool = False, port: int | None = None):
+    def __init__(
+        self,
+        samba: SambaHost,
+        *,
+        https: bool = False,
+        port: int | None = None,
+        shell: str = "sh",
+    ):
+        if shell not in SHELLS:
+            raise HarnessError(f"shell must be one of {', '.join(SHELLS)}, not {shell!r}")
         self.samba = samba
+        self.shell = shell
         self.https = https
         self.port = port or (5986 if https else 5985)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -71,6 +194,13 @@ class WinRMOnHost:
             "HOME": f"/home/{self.samba.user}",
             "LANG": "C.UTF-8",
         }
+        if self.shell == "cmd":
+            # PATH, HOME, LANG stay Linux ones: the python.exe it runs is this host's Python.
+            # PYTHONPATH is the server's own: commands do not see it, as on Windows.
+            prepare_windows_drive(host.path(C_DRIVE), self.samba.user, (uid, gid))
+            argv += ["--shell", "cmd", "--drive-c", C_DRIVE]
+            env.update(windows_environment(self.samba.user, computer_name(host.name)))
+            env[HIDDEN_PYTHONPATH_VAR] = env["PYTHONPATH"]
         err = self.log.open("ab")
         self.proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=err, env=env, cwd=str(REPO), start_new_session=True

@@ -1,17 +1,21 @@
-"""Run the WinRM test server by hand: python -m tests.winrm_server [--https HOST] ...
+"""Run the WinRM test server by hand: python -m tests.winrm_server [--self-signed] ...
 
 It prints the endpoint and the account on its first line, then serves until Ctrl-C/SIGTERM.
+Commands run with /bin/sh, or with `--shell cmd --drive-c DIR` with the cmd.exe emulator
+(cmd_shell.py) on DIR as C:\\.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import tempfile
 import threading
 
 from .pki import make_test_ca
+from .process import SHELLS
 from .server import DEFAULT_PASSWORD, DEFAULT_USER, WinRMServer
 
 
@@ -29,7 +33,13 @@ def main(argv: list[str] | None = None) -> int:
         "--self-signed", action="store_true", help="HTTPS with a fresh test CA for --host"
     )
     parser.add_argument("--allow-unencrypted", action="store_true")
+    parser.add_argument(
+        "--shell", choices=SHELLS, default="sh", help="run commands with sh or emulated cmd.exe"
+    )
+    parser.add_argument("--drive-c", metavar="DIR", help="the folder that is C:\\ (cmd shell)")
     args = parser.parse_args(argv)
+    if args.shell == "cmd" and not (args.drive_c or os.environ.get("WINRM_TEST_DRIVE_C")):
+        parser.error("--shell cmd needs --drive-c DIR")
 
     users = dict(u.split(":", 1) for u in args.user) or {DEFAULT_USER: DEFAULT_PASSWORD}
     certfile, keyfile, ca_note = args.cert, args.key, ""
@@ -48,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         certfile=certfile,
         keyfile=keyfile,
         allow_unencrypted=args.allow_unencrypted,
+        shell=args.shell,
+        drive_c=args.drive_c,
     ).start()
     accounts = ", ".join(f"{u}:{p}" for u, p in users.items())
     print(f"WinRM test server listening on {server.endpoint} users={accounts}{ca_note}")

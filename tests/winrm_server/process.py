@@ -2,7 +2,10 @@
 
 Behaviour taken from MS-WSMV:
 * 3.1.4.11 Command: the command line is Command plus Arguments; WINRS_SKIP_CMD_SHELL=FALSE (what
-  pywinrm sends) means Windows runs it through `cmd.exe /c`, here `/bin/sh -c`.
+  pywinrm sends) means Windows runs it through `cmd.exe /c`. Here it runs with `/bin/sh -c` in
+  the server's `sh` mode and with the cmd.exe emulator (cmd_shell.py, `python -m
+  tests.winrm_server.cmd_shell <line>`) in its `cmd` mode; the emulator writes cmd's full
+  ERRORLEVEL (9009, -2147024894, ...) to a pipe, since an exit status holds only its low byte.
 * 3.1.4.13 Send: stdin arrives in chunks, End="true" closes it, and input a finished command did
   not consume "MUST be discarded and ignored".
 * 3.1.4.14 Receive: output is returned as soon as some is available, a stream that ends gets
@@ -19,9 +22,17 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cmd_shell import EXIT_FD_VAR, HIDDEN_PYTHONPATH_VAR
+
+SHELLS = ("sh", "cmd")
+CMD_SHELL_MODULE = "tests.winrm_server.cmd_shell"
+REPO = str(Path(__file__).resolve().parents[2])  # where `-m tests.winrm_server...` is found
 
 # After the process exits, how long Receive waits for its pipes to close (a background child
 # may hold them open) before reporting the command Done anyway.
@@ -39,8 +50,36 @@ class Output:
     exit_code: int | None = None
 
 
+def command_argv(
+    shell: str, command_line: str, env: dict[str, str], exit_fd: int | None
+) -> tuple[list[str], dict[str, str]]:
+    """The process that runs one command line in a shell mode, and its environment."""
+    if shell == "sh":
+        return ["/bin/sh", "-c", command_line], env
+    if shell != "cmd" or exit_fd is None:
+        raise ValueError(f"shell must be one of {', '.join(SHELLS)}, not {shell!r}")
+    env = {**env, EXIT_FD_VAR: str(exit_fd)}
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if REPO not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([REPO, *paths])
+        hidden = [p for p in env.get(HIDDEN_PYTHONPATH_VAR, "").split(os.pathsep) if p]
+        # the emulator hides it from its commands again
+        env[HIDDEN_PYTHONPATH_VAR] = os.pathsep.join([*hidden, REPO])
+    # -P (3.11+): not the command's working directory first on sys.path, where a "tests"
+    # package of its own would shadow ours. A flag, so python.exe's children do not inherit it.
+    safe = ["-P"] if sys.version_info >= (3, 11) else []
+    return [sys.executable, *safe, "-m", CMD_SHELL_MODULE, command_line], env
+
+
 class Command:
-    def __init__(self, command_id: str, command_line: str, cwd: str, env: dict[str, str]):
+    def __init__(
+        self,
+        command_id: str,
+        command_line: str,
+        cwd: str,
+        env: dict[str, str],
+        shell: str = "sh",
+    ):
         self.command_id = command_id
         self.command_line = command_line
         self._cond = threading.Condition()
@@ -50,15 +89,30 @@ class Command:
         self._exit_code: int | None = None
         self._exited_at = 0.0
         self._stdin: queue.Queue[bytes | None] = queue.Queue()
-        self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", command_line],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: the whole tree can be killed
-        )
+        # cmd mode: the emulator reports cmd's full exit code through this pipe.
+        self._exit_pipe: int | None = None
+        write_end: int | None = None
+        if shell == "cmd":
+            self._exit_pipe, write_end = os.pipe()
+        argv, env = command_argv(shell, command_line, env, write_end)
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group: the whole tree can be killed
+                pass_fds=() if write_end is None else (write_end,),
+            )
+        except BaseException:
+            if self._exit_pipe is not None:
+                os.close(self._exit_pipe)
+            raise
+        finally:
+            if write_end is not None:
+                os.close(write_end)
         assert self.proc.stdout and self.proc.stderr
         for name, pipe in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr)):
             threading.Thread(target=self._read, args=(name, pipe), daemon=True).start()
@@ -89,11 +143,31 @@ class Command:
                 self._cond.notify_all()
         pipe.close()
 
+    def _reported_exit_code(self) -> int | None:
+        """What the cmd emulator wrote before it exited (nothing if it was killed)."""
+        if self._exit_pipe is None:
+            return None
+        data = b""
+        try:
+            while chunk := os.read(self._exit_pipe, 64):
+                data += chunk
+        except OSError:
+            pass
+        finally:
+            os.close(self._exit_pipe)
+        try:
+            return int(data.decode("ascii"))
+        except ValueError:
+            return None
+
     def _wait(self) -> None:
         code = self.proc.wait()
+        reported = self._reported_exit_code()
         with self._cond:
             # Killed by a signal: report it like a shell does (128 + signal number).
             self._exit_code = code if code >= 0 else 128 - code
+            if reported is not None and code >= 0:
+                self._exit_code = reported
             self._exited_at = time.monotonic()
             self._cond.notify_all()
 

@@ -1,15 +1,17 @@
 """WinRMServer: a WS-Management listener on this machine for tests of WinRM client code.
 
 It speaks to the real pywinrm client (winrm.protocol.Protocol) and runs what it is asked to
-run with /bin/sh in local processes. Defaults are the Windows ones: MaxShellsPerUser 30,
-MaxProcessesPerShell 25, MaxConcurrentOperationsPerUser 1500, MaxEnvelopeSizekb 500,
-AllowUnencrypted false (MS-WSMV 2.2.4.10, 2.2.4.36, 2.2.4.42). Bind to loopback (the default)
-or to an address the caller owns.
+run in local processes: with /bin/sh (shell="sh", the default), or with the cmd.exe emulator
+(shell="cmd", cmd_shell.py) on a folder that plays C:\\ (drive_c). Defaults are the Windows
+ones: MaxShellsPerUser 30, MaxProcessesPerShell 25, MaxConcurrentOperationsPerUser 1500,
+MaxEnvelopeSizekb 500, AllowUnencrypted false (MS-WSMV 2.2.4.10, 2.2.4.36, 2.2.4.42). Bind to
+loopback (the default) or to an address the caller owns.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -17,12 +19,15 @@ import socket
 import ssl
 import tempfile
 import threading
+from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
 
 from . import faults
 from .auth import Authenticator, tls_channel_bindings
+from .cmd_shell import windows_to_linux
 from .handler import DropConnection, WSManHandler
+from .process import SHELLS
 from .service import ShellService
 from .shells import Quotas, ShellTable
 from .soap import MalformedRequest, parse_request
@@ -73,6 +78,12 @@ class WinRMServer:
     certfile/keyfile switch the listener to HTTPS. fail_mid_command (settable at any time)
     makes the server drop the TCP connection of any request to a shell while one of its
     commands runs, like a Windows host that goes away mid-command.
+
+    shell="cmd" runs each command line with the cmd.exe emulator (cmd_shell.py) instead of
+    /bin/sh; drive_c is the folder it uses as C:\\ (else WINRM_TEST_DRIVE_C from the
+    environment). Shells then start in %USERPROFILE% (as WinRS does) when that folder exists,
+    and a shell's WorkingDirectory is a Windows path. environment adds variables every command
+    sees (USERPROFILE, SystemRoot, TEMP, ...: tests/harness/winrm_host.py sets them).
     """
 
     def __init__(
@@ -92,9 +103,15 @@ class WinRMServer:
         working_directory: str | os.PathLike[str] | None = None,
         machine_name: str | None = None,
         fail_mid_command: bool = False,
+        shell: str = "sh",
+        drive_c: str | os.PathLike[str] | None = None,
+        environment: dict[str, str] | None = None,
     ):
         if (certfile is None) != (keyfile is None):
             raise ValueError("certfile and keyfile go together")
+        if shell not in SHELLS:
+            raise ValueError(f"shell must be one of {', '.join(SHELLS)}, not {shell!r}")
+        self.shell = shell
         self.host = host
         self._port = port
         self.tls = certfile is not None
@@ -114,11 +131,27 @@ class WinRMServer:
             tls_channel_bindings(os.fspath(certfile)) if certfile is not None else None,
         )
         self._workdir = tempfile.TemporaryDirectory(prefix="winrm-shell-")
+        # Not NTLM_USER_FILE: auth.py sets it only briefly, for pyspnego.
+        base_env = {k: v for k, v in os.environ.items() if k != "NTLM_USER_FILE"}
+        base_env.update(environment or {})
+        if drive_c is not None:
+            base_env["WINRM_TEST_DRIVE_C"] = os.fspath(drive_c)
+        default_directory = os.fspath(working_directory) if working_directory else ""
+        map_directory: Callable[[str], str | None] | None = None
+        drive = base_env.get("WINRM_TEST_DRIVE_C")
+        if shell == "cmd":
+            if not drive:
+                raise ValueError("shell='cmd' needs drive_c (or WINRM_TEST_DRIVE_C)")
+            map_directory = functools.partial(windows_to_linux, drive_c=drive)
+            if not default_directory:
+                profile = windows_to_linux(base_env.get("USERPROFILE", "C:\\"), drive)
+                default_directory = profile if profile and os.path.isdir(profile) else drive
         self.shells = ShellTable(
             Quotas(max_shells_per_user, max_processes_per_shell, max_operations_per_user),
-            os.fspath(working_directory) if working_directory else self._workdir.name,
-            # Not NTLM_USER_FILE: auth.py sets it only briefly, for pyspnego.
-            {k: v for k, v in os.environ.items() if k != "NTLM_USER_FILE"},
+            default_directory or self._workdir.name,
+            base_env,
+            shell,
+            map_directory,
         )
         self._service: ShellService | None = None
         self._httpd: ListenerHTTPServer | None = None

@@ -10,6 +10,9 @@ counting rules:
 * MaxProcessesPerShell is enforced by Windows with a job object; here it counts the shell's
   commands whose process is still alive.
 * MS-WSMV 3.1.4.4.1: Delete terminates the commands still running and frees the shell.
+
+In `cmd` mode (cmd_shell.py) a shell's WorkingDirectory is a Windows path, mapped onto the
+emulated C: drive.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import faults
@@ -51,10 +55,19 @@ def new_id() -> str:
 
 
 class ShellTable:
-    def __init__(self, quotas: Quotas, default_directory: str, base_env: dict[str, str]):
+    def __init__(
+        self,
+        quotas: Quotas,
+        default_directory: str,
+        base_env: dict[str, str],
+        shell: str = "sh",
+        map_directory: Callable[[str], str | None] | None = None,
+    ):
         self.quotas = quotas
         self.default_directory = default_directory
         self._base_env = dict(base_env)
+        self.shell = shell
+        self._map_directory = map_directory
         self._lock = threading.Lock()
         self._shells: dict[str, Shell] = {}
         self._operations: Counter[str] = Counter()
@@ -72,10 +85,14 @@ class ShellTable:
             if owned >= self.quotas.max_shells_per_user:
                 raise faults.max_shells(self.quotas.max_shells_per_user)
             env = {**self._base_env, **environment}
+            directory = working_directory or self.default_directory
+            if working_directory and self._map_directory is not None:
+                # Unmapped (another drive): kept as is, Command then fails with the fault.
+                directory = self._map_directory(working_directory) or working_directory
             shell = Shell(
                 new_id(),
                 owner,
-                working_directory or self.default_directory,
+                directory,
                 env,
                 input_streams,
                 output_streams,
@@ -107,7 +124,9 @@ class ShellTable:
                 raise faults.max_processes()
             if not os.path.isdir(shell.working_directory):
                 raise faults.invalid_directory()
-            command = Command(new_id(), command_line, shell.working_directory, shell.environment)
+            command = Command(
+                new_id(), command_line, shell.working_directory, shell.environment, self.shell
+            )
             shell.commands[command.command_id] = command
             shell.operations += 1
             self._operations[shell.owner] += 1

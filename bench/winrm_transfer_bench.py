@@ -10,9 +10,9 @@ its SHA-256 computed on the host and compared). Transports, per run, interleaved
 - http+ntlm: HTTP with NTLM message encryption (what a domain-less plant gets by default
   when HTTPS is not set up);
 - https+ntlm: HTTPS (TLS), NTLM without message encryption;
-- https+ntlm, Windows wire format: the bytes travel as base64 lines, as the PowerShell
-  receiver on a Windows host reads them (about 4/3 more bytes, like Ansible's win_copy),
-  decoded on this host by `base64 -d`.
+- https+ntlm, Windows wire format: the bytes travel as 76-character base64 lines, as
+  `findstr "^"` and `certutil -decode` on a Windows host receive them (about 4/3 more bytes,
+  like Ansible's win_copy), decoded on this host by `base64 -d`.
 
 Prints the median MB/s (10^6 bytes/s) of each. There is no reference tool to run beside it:
 Ansible's win_copy needs PowerShell on the host, which this machine does not have. The SMB

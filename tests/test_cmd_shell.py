@@ -9,6 +9,7 @@ pywinrm, and through a simulated Windows host (Samba + WinRMOnHost(shell="cmd"))
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 from winrm.protocol import Protocol
 
+from orchestrator.connections import remote_files
 from tests.harness.samba import C_DRIVE, SambaHost, smbd_available
 from tests.harness.winrm_host import (
     TASKS_SEED,
@@ -335,6 +337,131 @@ def test_certutil_hashfile_in_the_windows_7_format(drive):
     empty = run(drive, 'certutil -hashfile "C:\\Windows\\Temp\\empty.bin" SHA256')
     assert empty.out.startswith(b"CertUtil: -hashfile command FAILED: 0x800703ee (WIN32: 1006")
     assert empty.code == -2147023890
+
+
+def test_certutil_encode_writes_certificate_lines_and_decode_reads_them_or_bare_base64(drive):
+    temp = c(drive, "Windows", "Temp")
+    data = bytes(range(256)) * 3
+    (temp / "f.bin").write_bytes(data)
+    ran = run(drive, 'certutil -encode "C:\\Windows\\Temp\\f.bin" "C:\\Windows\\Temp\\f.b64"')
+    assert ran.code == 0, ran
+    encoded = (temp / "f.b64").read_bytes()
+    text = base64.b64encode(data)
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    body = b"".join(line + b"\r\n" for line in lines)
+    assert encoded == b"-----BEGIN CERTIFICATE-----\r\n" + body + b"-----END CERTIFICATE-----\r\n"
+    assert (
+        ran.out
+        == (
+            f"Input Length = {len(data)}\r\nOutput Length = {len(encoded)}\r\n"
+            "CertUtil: -encode command completed successfully.\r\n"
+        ).encode()
+    )
+    back = run(drive, "certutil -decode C:\\Windows\\Temp\\f.b64 C:\\Windows\\Temp\\g.bin")
+    assert back.code == 0 and (temp / "g.bin").read_bytes() == data
+    assert back.out.endswith(b"CertUtil: -decode command completed successfully.\r\n")
+    (temp / "bare.b64").write_bytes(base64.encodebytes(data).replace(b"\n", b"\r\n"))
+    assert (
+        run(drive, "certutil -decode C:\\Windows\\Temp\\bare.b64 C:\\Windows\\Temp\\h.bin").code
+        == 0
+    )
+    assert (temp / "h.bin").read_bytes() == data
+
+
+def test_certutil_encode_and_decode_refuse_an_existing_output_and_bad_input(drive):
+    temp = c(drive, "Windows", "Temp")
+    (temp / "in.b64").write_bytes(base64.b64encode(b"new") + b"\r\n")
+    (temp / "out.bin").write_bytes(b"old")
+    exists = run(drive, "certutil -decode C:\\Windows\\Temp\\in.b64 C:\\Windows\\Temp\\out.bin")
+    assert exists.out == (
+        b"CertUtil: -decode command FAILED: 0x80070050 (WIN32: 80 ERROR_FILE_EXISTS)\r\n"
+        b"CertUtil: The file exists.\r\n"
+    )
+    assert (exists.code, exists.status) == (-2147024816, 0x50)
+    assert (temp / "out.bin").read_bytes() == b"old"
+    (temp / "link.bin").symlink_to(temp / "planted-target")  # dangling: still not followed
+    linked = run(drive, "certutil -decode C:\\Windows\\Temp\\in.b64 C:\\Windows\\Temp\\link.bin")
+    assert linked.code == -2147024816 and not (temp / "planted-target").exists()
+    again = run(drive, "certutil -encode C:\\Windows\\Temp\\out.bin C:\\Windows\\Temp\\in.b64")
+    assert again.out.startswith(b"CertUtil: -encode command FAILED: 0x80070050 (WIN32: 80 ")
+    (temp / "bad.b64").write_bytes(b"not base64!\r\n")
+    bad = run(drive, "certutil -decode C:\\Windows\\Temp\\bad.b64 C:\\Windows\\Temp\\x.bin")
+    assert bad.out.startswith(b"CertUtil: -decode command FAILED: 0x8007000d (WIN32: 13 ")
+    assert bad.code == -2147024883 and not (temp / "x.bin").exists()
+    (temp / "empty.b64").write_bytes(b"")
+    empty = run(drive, "certutil -decode C:\\Windows\\Temp\\empty.b64 C:\\Windows\\Temp\\x.bin")
+    assert empty.code == -2147023890 and not (temp / "x.bin").exists()
+    missing = run(drive, "certutil -encode C:\\Windows\\Temp\\nope C:\\Windows\\Temp\\x.b64")
+    assert missing.code == -2147024894 and not (temp / "x.b64").exists()
+
+
+def test_findstr_caret_prints_every_line_of_stdin_or_a_file(drive):
+    temp = c(drive, "Windows", "Temp")
+    lines = b"one\r\n\r\ntwo\nlast"
+    ran = run(drive, 'findstr "^" > C:\\Windows\\Temp\\out.txt', stdin=lines)
+    assert ran.code == 0 and (temp / "out.txt").read_bytes() == lines + b"\r\n"  # CRLF added
+    (temp / "in.txt").write_bytes(lines)
+    from_file = run(drive, 'findstr "^" C:\\Windows\\Temp\\in.txt')
+    assert (from_file.code, from_file.out) == (0, lines)
+    empty = run(drive, 'findstr "^" > C:\\Windows\\Temp\\empty.txt')
+    assert empty.code == 1 and (temp / "empty.txt").read_bytes() == b""
+    assert run(drive, 'findstr "^" C:\\Windows\\Temp\\empty.txt').code == 1
+    missing = run(drive, 'findstr "^" C:\\Windows\\Temp\\nope.txt')
+    assert (
+        missing.code == 1 and missing.err == b"FINDSTR: Cannot open C:\\Windows\\Temp\\nope.txt\r\n"
+    )
+    too_long = run(drive, 'findstr "^"', stdin=b"x" * 9000 + b"\r\n")
+    assert too_long.code == 255 and b"not emulated" in too_long.err
+    assert run(drive, 'findstr /v "^"').code == 255
+
+
+def test_type_and_del(drive):
+    temp = c(drive, "Windows", "Temp")
+    (temp / "f.bin").write_bytes(b"\x00bytes\r\nas they are\n")
+    assert run(drive, "type C:\\Windows\\Temp\\f.bin").out == b"\x00bytes\r\nas they are\n"
+    missing = run(drive, 'type "C:\\Windows\\Temp\\nope" || exit 7')
+    assert (missing.code, missing.err) == (7, b"The system cannot find the file specified.\r\n")
+    assert run(drive, 'type nul > "C:\\Windows\\Temp\\new"').code == 0
+    assert (temp / "new").read_bytes() == b""
+    assert run(drive, 'del "C:\\Windows\\Temp\\f.bin" && exit 3').code == 3
+    assert not (temp / "f.bin").exists()
+    gone = run(drive, 'del "C:\\Windows\\Temp\\f.bin" || exit 7')  # || does not fire
+    assert gone.code == 0 and gone.err == b"Could Not Find C:\\Windows\\Temp\\f.bin\r\n"
+    assert run(drive, 'del "C:\\Windows\\Nope\\f.bin" || exit 7').code == 7
+    assert run(drive, "del C:\\Windows\\Temp\\*.bin").code == 255  # it would ask
+
+
+def test_the_windows_file_commands_round_trip_through_the_emulator(drive):
+    files = remote_files.WindowsFiles()
+    temp = c(drive, "Windows", "Temp", "plantsweep-x y&z")
+    temp.mkdir()
+    target = "C:\\Windows\\Temp\\plantsweep-x y&z\\kit.zip"
+    data = os.urandom(200_000)
+    stdin = b"".join(files.encode(data[i : i + 72_000]) for i in range(0, len(data), 72_000))
+    ran = run(drive, files.receive(target), stdin=stdin)
+    assert ran.code == 0, ran
+    assert sorted(os.listdir(temp)) == ["kit.zip"] and (temp / "kit.zip").read_bytes() == data
+    # Never overwritten: the file stays, and the .b64 file is not left behind.
+    again = run(drive, files.receive(target), stdin=files.encode(b"other"))
+    assert again.code == 80 and b"already exists" in again.err
+    assert (temp / "kit.zip").read_bytes() == data and sorted(os.listdir(temp)) == ["kit.zip"]
+    sent = run(drive, files.send(target))
+    assert sent.code == 0, sent
+    decoder = files.decoder()
+    out = b"".join(decoder.feed(sent.out[i : i + 1001]) for i in range(0, len(sent.out), 1001))
+    assert out + decoder.end() == data and sorted(os.listdir(temp)) == ["kit.zip"]
+    # An empty file.
+    empty = "C:\\Windows\\Temp\\plantsweep-x y&z\\empty"
+    assert run(drive, files.receive(empty)).code == 0
+    assert (temp / "empty").read_bytes() == b"" and not (temp / "empty.b64").exists()
+    # Failures: bad data, a missing file to send; nothing left behind.
+    bad = run(drive, files.receive(target + ".2"), stdin=b"!!!!\r\n")
+    assert bad.code == 1 and b"ERROR_INVALID_DATA" in bad.err
+    missing = run(drive, files.send(target + ".nope"))
+    assert missing.code == 1 and missing.out == b"" and b"ERROR_FILE_NOT_FOUND" in missing.err
+    assert sorted(os.listdir(temp)) == ["empty", "kit.zip"]
+    nofolder = run(drive, files.receive("C:\\Windows\\Temp\\nope\\f"), stdin=b"AAAA\r\n")
+    assert nofolder.code == 1
 
 
 # -- redirections -----------------------------------------------------------------------------

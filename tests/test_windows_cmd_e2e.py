@@ -218,3 +218,24 @@ def test_without_a_fitting_kit_the_host_fails_with_the_command_that_builds_one(
     assert "needs a win_amd64 kit with Python 3.8 or older (built: none)" in entry["message"]
     assert "plantsweep kit build --platform win_amd64" in entry["message"]
     assert temp_listing(smb) == before  # the probe's temp dir was removed again
+
+
+def test_with_445_blocked_the_cmd_shell_carries_the_same_files(windows_host, tmp_path):
+    """No SMB: the kit and the scanner go in through `findstr "^"` and `certutil -decode`,
+    the log comes back through `certutil -encode` and `type`, as over SMB otherwise."""
+    smb, winrm = windows_host
+    before = temp_listing(smb)
+    smb.block_port()
+    try:
+        run = scan(tmp_path, smb, winrm)
+    finally:
+        smb.unblock_port()
+    entry = run.host_summary(smb.name)
+    assert run.code == 1 and entry["status"] == "findings", entry["message"]
+    assert entry["transfer"].startswith("winrm: SMB not used: "), entry["transfer"]
+    log = run.log(smb.name)
+    assert {f["path"] for f in log["findings"]} == {"/srv/plant/hmi/eicar.com"}
+    assert any(m["engine"] == "yara" for f in log["findings"] for m in f["matches"])
+    proof = log["cleanup"]
+    assert proof["removed"] is True and proof["residue"] == [] and proof["errors"] == []
+    assert temp_listing(smb) == before  # no .b64 file or anything else left behind

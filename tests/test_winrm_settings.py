@@ -109,19 +109,41 @@ def test_windows_encoding_gives_whole_base64_lines_and_decodes_split_anywhere():
     chunks = [data[i : i + 72_000] for i in range(0, len(data), 72_000)]
     encoded = b"".join(files.encode(c) for c in chunks)
     lines = encoded.split(b"\r\n")[:-1]
-    # Each line decodes alone, as the PowerShell receiver decodes line by line.
+    # Each line decodes alone: any line is a whole base64 group.
     assert b"".join(base64.b64decode(line) for line in lines) == data
     decoder = files.decoder()
     out = b"".join(decoder.feed(encoded[i : i + 1000]) for i in range(0, len(encoded), 1000))
     assert out + decoder.end() == data
 
 
-def test_windows_commands_are_encoded_powershell_with_quoted_paths():
-    command = remote_files.WindowsFiles().receive("C:\\Windows\\Temp\\it's\\f.zip")
-    assert command.startswith("powershell.exe -NoProfile -NonInteractive ")
-    script = base64.b64decode(command.rsplit(" ", 1)[1]).decode("utf-16-le")
-    assert "[IO.File]::Open('C:\\Windows\\Temp\\it''s\\f.zip'" in script
-    assert len(command) < 8191  # cmd.exe's command-line limit
+def test_windows_commands_are_cmd_lines_with_findstr_and_certutil_and_quoted_paths():
+    files = remote_files.WindowsFiles()
+    path = "C:\\Windows\\Temp\\it's & (x)\\f.zip"
+    receive, send = files.receive(path), files.send(path)
+    for command in (receive, send):
+        assert "powershell" not in command.lower()
+        assert f'"{path}.b64"' in command and command.endswith("& exit 0")
+        assert len(command) < 8191  # cmd.exe's command-line limit
+        # an IF takes the rest of the line: each one is last in its parentheses
+        assert command.count("if ") == command.count("(if ") + command.count("|| if ")
+    assert f'findstr "^" > "{path}.b64"' in receive
+    assert f'certutil -decode "{path}.b64" "{path}"' in receive and " -f " not in receive
+    assert f'type nul > "{path}"' in receive  # an empty file
+    assert f'certutil -encode "{path}" "{path}.b64"' in send and f'type "{path}.b64"' in send
+    for bad in ('C:\\T\\"x', "C:\\T\\%TEMP%", "C:\\T\\a\r\nb"):
+        with pytest.raises(ValueError):
+            files.receive(bad)
+
+
+def test_windows_decoder_skips_certutils_header_lines_split_anywhere():
+    data = bytes(range(256)) * 50
+    text = base64.b64encode(data)
+    body = b"".join(text[i : i + 64] + b"\r\n" for i in range(0, len(text), 64))
+    out = b"-----BEGIN CERTIFICATE-----\r\n" + body + b"-----END CERTIFICATE-----\r\n"
+    for size in (1, 7, 65, 1000):
+        decoder = remote_files.WindowsFiles().decoder()
+        got = b"".join(decoder.feed(out[i : i + size]) for i in range(0, len(out), size))
+        assert got + decoder.end() == data
 
 
 def test_windows_hashes_come_from_certutil_in_both_of_its_formats():

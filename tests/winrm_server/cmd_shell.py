@@ -47,6 +47,13 @@ Built-ins (and the ERRORLEVEL each leaves, after dbenham's list of which ones cl
                                 ones too; nothing there or missing: "File Not Found" 1;
                                 missing folder on the way: "The system cannot find the path
                                 specified." 1; wildcards * ? in the last part
+    type FILE | type nul        the file's bytes as they are; missing: "The system cannot find
+                                the file specified." 1 (a folder: "Access is denied." 1);
+                                errorlevel untouched on success
+    del | erase [/f] [/q] FILE...   removes files; missing: "Could Not Find C:\FULL\PATH",
+                                which neither sets the errorlevel nor fails || (as on
+                                Windows); its folder missing: "The system cannot find the path
+                                specified." 1; folders and wildcards are not emulated (prompts)
     if [/i] [not] exist PATH | errorlevel N | defined NAME | A==B | A equ/neq B  COMMAND
     exit [/b] [N]               ends the line with N (the errorlevel without N)
 
@@ -65,6 +72,21 @@ Programs
         as cmd's signed ERRORLEVEL (-2147024894; the Linux exit status is its low byte, 2).
         An empty file fails as on Windows 7 (certutil maps the file): 0x800703ee
         (WIN32: 1006 ERROR_FILE_INVALID).
+    certutil -encode IN OUT / -decode IN OUT
+        -encode writes OUT as "-----BEGIN CERTIFICATE-----", base64 in 64-character lines,
+        "-----END CERTIFICATE-----", all with CRLF; -decode takes that or bare base64 (any
+        line length, whitespace ignored); both print "Input Length = N", "Output Length = M",
+        "CertUtil: -VERB command completed successfully." and refuse an existing OUT (no -f):
+        "CertUtil: -VERB command FAILED: 0x80070050 (WIN32: 80 ERROR_FILE_EXISTS)", "CertUtil:
+        The file exists."; IN missing: 0x80070002 as -hashfile; IN empty: 0x800703ee as
+        -hashfile (the same mapped read, assumed); bad base64: 0x8007000d (WIN32: 13
+        ERROR_INVALID_DATA) "The data is invalid."; exit codes as -hashfile.
+    findstr "^" [FILE]                   every line of FILE, or of stdin, as it is (CR kept;
+        one file: no name prefix); 0 if it printed a line, 1 if none (empty input); a last
+        line without LF gets CRLF when read from stdin (dbenham's FINDSTR notes, not checked
+        here), not from a file; a stdin line longer than 8191 bytes is not emulated (Windows
+        splits or hangs, by version); missing FILE: "FINDSTR: Cannot open NAME" 1; any other
+        search string or option: not emulated.
     ...\python.exe ARGS                  a quoted or plain path ending in \python.exe (or
         \python): if that file exists, WINRM_TEST_PYTHON (default /usr/bin/python3) runs in
         the current directory with ARGS split as the Microsoft C runtime of python.exe splits
@@ -76,7 +98,7 @@ Programs
     anything else                        "'NAME' is not recognized as an internal or external
         command,\r\noperable program or batch file." 9009 (its folder missing: "The system
         cannot find the path specified." 3)
-    Other built-ins (set, copy, del, for, call, start, type, ...), pipes, `else` and the
+    Other built-ins (set, copy, for, call, start, ...), pipes, `else` and the
     rest of the tools print "cmd_shell: not emulated: ..." and exit 255.
 
 Paths: `C:\a\b` (any case, \ or /) is <WINRM_TEST_DRIVE_C>/a/b, `\a` is on C:, anything
@@ -96,6 +118,7 @@ WINRM_TEST_WINVER; the harness adds USERPROFILE, SystemRoot, TEMP, ... (winrm_ho
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import fnmatch
@@ -145,9 +168,9 @@ REG_ROOTS = {
     "HKCC": "HKEY_CURRENT_CONFIG",
 }
 HASHES = {"MD5": "md5", "SHA1": "sha1", "SHA256": "sha256", "SHA384": "sha384", "SHA512": "sha512"}
-_OTHER_BUILTINS = """ASSOC BREAK CALL CLS COLOR COPY DATE DEL DPATH ENDLOCAL ERASE FOR FTYPE GOTO
+_OTHER_BUILTINS = """ASSOC BREAK CALL CLS COLOR COPY DATE DPATH ENDLOCAL FOR FTYPE GOTO
 KEYS MKLINK MOVE PATH PAUSE POPD PROMPT PUSHD REM REN RENAME SET SETLOCAL SHIFT START TIME TITLE
-TYPE VERIFY VOL"""
+VERIFY VOL"""
 NOT_EMULATED_BUILTINS = frozenset(_OTHER_BUILTINS.split())
 REG_OPERATIONS = frozenset(
     ("add", "delete", "copy", "save", "restore", "load", "unload", "compare", "export", "import")
@@ -714,7 +737,10 @@ class Streams:
 
 
 def write(fd: int, text: str) -> None:
-    data = text.encode("utf-8", "surrogateescape")
+    write_bytes(fd, text.encode("utf-8", "surrogateescape"))
+
+
+def write_bytes(fd: int, data: bytes) -> None:
     with contextlib.suppress(BrokenPipeError, OSError):
         while data:
             data = data[os.write(fd, data) :]
@@ -1147,6 +1173,53 @@ class CmdShell:
                 chosen.append(n)
         return sorted(chosen, key=ntfs_key)
 
+    def type(self, rest: str, io: Streams) -> bool:
+        words = split_words(rest, DELIMITERS)
+        if not words:
+            return self.fail(io, BAD_SYNTAX, 1)
+        if len(words) > 1 or _has_wildcard(words[0]):
+            raise NotEmulated("type of several files (it prints their names)")
+        name = unquote(words[0])
+        if name.rstrip(":").upper() == "NUL":
+            return True
+        path = self.drive.resolve(name, self.cwd)
+        if path is None or not os.path.lexists(path):
+            parent_ok = path is not None and os.path.isdir(os.path.dirname(path))
+            return self.fail(io, FILE_NOT_FOUND if parent_ok else PATH_NOT_FOUND, 1)
+        try:
+            if os.path.isdir(path):
+                raise PermissionError(errno.EACCES, path)
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    write_bytes(io.stdout, chunk)
+        except OSError:
+            return self.fail(io, ACCESS_DENIED, 1)
+        return True
+
+    def delete(self, rest: str, io: Streams) -> bool:
+        words = split_switches(rest)
+        switches = {w.lower() for w in words if w.startswith("/")}
+        names = [unquote(w) for w in words if not w.startswith("/")]
+        if switches - {"/f", "/q"}:
+            raise NotEmulated(f"del {' '.join(sorted(switches - {'/f', '/q'}))}")
+        if not names:
+            return self.fail(io, BAD_SYNTAX, 1)
+        ok = True
+        for name in names:
+            path = self.drive.resolve(name, self.cwd)
+            if _has_wildcard(name) or (path is not None and os.path.isdir(path)):
+                raise NotEmulated("del of a folder or a wildcard (it asks)")
+            if path is None or not os.path.isdir(os.path.dirname(path)):
+                ok = self.fail(io, PATH_NOT_FOUND, 1)
+            elif not os.path.lexists(path):
+                write(io.stderr, f"Could Not Find {self.drive.to_windows(path)}{CRLF}")
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    write(io.stderr, f"{self.drive.to_windows(path)}{CRLF}{ACCESS_DENIED}{CRLF}")
+        return ok
+
     def exit(self, rest: str, io: Streams) -> bool:
         words = split_words(rest, DELIMITERS)
         if words and words[0].lower() == "/b":
@@ -1366,57 +1439,180 @@ class CmdShell:
         write(io.stdout, "".join(r + CRLF for r in ([TASKS_HEADER] if header else []) + rows))
         return 0
 
+    def _certutil_failed(
+        self, io: Streams, verb: str, hresult: int, symbol: str, message: str
+    ) -> int:
+        detail = (
+            f"WIN32: {hresult & 0xFFFF} {symbol}"
+            if hresult >> 16 == 0x8007
+            else f"{hresult - (1 << 32)} {symbol}"
+        )
+        write(
+            io.stdout,
+            f"CertUtil: {verb} command FAILED: 0x{hresult:08x} ({detail}){CRLF}"
+            f"CertUtil: {message}{CRLF}",
+        )
+        return hresult - (1 << 32)  # the HRESULT, as cmd's signed ERRORLEVEL
+
+    def _certutil_input(self, io: Streams, verb: str, name: str) -> bytes | int:
+        """The bytes of an input file, or certutil's exit code for why not."""
+        path = self.drive.resolve(name, self.cwd)
+        if path is None or not os.path.isdir(os.path.dirname(path)):
+            return self._certutil_failed(
+                io, verb, 0x80070003, "ERROR_PATH_NOT_FOUND", PATH_NOT_FOUND
+            )
+        if not os.path.exists(path):
+            return self._certutil_failed(
+                io, verb, 0x80070002, "ERROR_FILE_NOT_FOUND", FILE_NOT_FOUND
+            )
+        try:
+            if os.path.isdir(path):
+                raise PermissionError(errno.EACCES, path)
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            return self._certutil_failed(io, verb, 0x80070005, "ERROR_ACCESS_DENIED", ACCESS_DENIED)
+        if not data:  # certutil maps the file: an empty one cannot be (Windows 7)
+            return self._certutil_failed(
+                io,
+                verb,
+                0x800703EE,
+                "ERROR_FILE_INVALID",
+                "The volume for a file has been externally altered so that the opened file is "
+                "no longer valid.",
+            )
+        return data
+
+    def _certutil_output(self, io: Streams, verb: str, name: str, data: bytes) -> int:
+        path = self.drive.resolve(name, self.cwd)
+        if path is None or not os.path.isdir(os.path.dirname(path)):
+            return self._certutil_failed(
+                io, verb, 0x80070003, "ERROR_PATH_NOT_FOUND", PATH_NOT_FOUND
+            )
+        try:
+            # CREATE_NEW: an existing file, a link too, is refused (without -f).
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            return self._certutil_failed(
+                io, verb, 0x80070050, "ERROR_FILE_EXISTS", "The file exists."
+            )
+        except OSError:
+            return self._certutil_failed(io, verb, 0x80070005, "ERROR_ACCESS_DENIED", ACCESS_DENIED)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return 0
+
+    def _certutil_convert(self, argv: list[str], io: Streams) -> int:
+        verb = "-" + argv[0][1:].lower()
+        if len(argv) != 3:
+            raise NotEmulated(f"certutil {verb} with {len(argv) - 1} arguments")
+        data = self._certutil_input(io, verb, argv[1])
+        if isinstance(data, int):
+            return data
+        if verb == "-encode":
+            text = base64.b64encode(data)
+            lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+            out = b"".join(
+                line + b"\r\n"
+                for line in [b"-----BEGIN CERTIFICATE-----", *lines, b"-----END CERTIFICATE-----"]
+            )
+        else:
+            body = data.splitlines()
+            begin = next((k for k, x in enumerate(body) if x.startswith(b"-----BEGIN ")), None)
+            if begin is not None:
+                end = next(
+                    (k for k, x in enumerate(body) if k > begin and x.startswith(b"-----END ")),
+                    len(body),
+                )
+                body = body[begin + 1 : end]
+            try:
+                out = base64.b64decode(b"".join(b"".join(body).split()), validate=True)
+            except ValueError:
+                out = b""
+            if not out:
+                return self._certutil_failed(
+                    io, verb, 0x8007000D, "ERROR_INVALID_DATA", "The data is invalid."
+                )
+        code = self._certutil_output(io, verb, argv[2], out)
+        if code == 0:
+            write(
+                io.stdout,
+                f"Input Length = {len(data)}{CRLF}Output Length = {len(out)}{CRLF}"
+                f"CertUtil: {verb} command completed successfully.{CRLF}",
+            )
+        return code
+
     def certutil(self, argv: list[str], io: Streams) -> int:
-        if not argv or argv[0].lower() not in ("-hashfile", "/hashfile"):
+        verb = argv[0].lower() if argv else ""
+        if verb in ("-encode", "/encode", "-decode", "/decode"):
+            return self._certutil_convert(argv, io)
+        if verb not in ("-hashfile", "/hashfile"):
             raise NotEmulated(f"certutil {argv[0] if argv else ''}".strip())
         if len(argv) not in (2, 3):
             raise NotEmulated("certutil -hashfile with " + str(len(argv) - 1) + " arguments")
         name = argv[1]
         algorithm = argv[2].upper() if len(argv) == 3 else "SHA1"
-
-        def failed(hresult: int, symbol: str, message: str) -> int:
-            detail = (
-                f"WIN32: {hresult & 0xFFFF} {symbol}"
-                if hresult >> 16 == 0x8007
-                else f"{hresult - (1 << 32)} {symbol}"
-            )
-            write(
-                io.stdout,
-                f"CertUtil: -hashfile command FAILED: 0x{hresult:08x} ({detail}){CRLF}"
-                f"CertUtil: {message}{CRLF}",
-            )
-            return hresult - (1 << 32)  # the HRESULT, as cmd's signed ERRORLEVEL
-
         if algorithm not in HASHES:
-            return failed(0x80090008, "NTE_BAD_ALGID", "Invalid algorithm specified.")
-        path = self.drive.resolve(name, self.cwd)
-        if path is None or not os.path.isdir(os.path.dirname(path)):
-            return failed(0x80070003, "ERROR_PATH_NOT_FOUND", PATH_NOT_FOUND)
-        if not os.path.exists(path):
-            return failed(0x80070002, "ERROR_FILE_NOT_FOUND", FILE_NOT_FOUND)
-        digest = hashlib.new(HASHES[algorithm])
-        try:
-            if os.path.isdir(path):
-                raise PermissionError(errno.EACCES, path)
-            with open(path, "rb") as fh:
-                if os.fstat(fh.fileno()).st_size == 0:
-                    return failed(
-                        0x800703EE,
-                        "ERROR_FILE_INVALID",
-                        "The volume for a file has been externally altered so that the "
-                        "opened file is no longer valid.",
-                    )
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-        except OSError:
-            return failed(0x80070005, "ERROR_ACCESS_DENIED", ACCESS_DENIED)
-        spaced = " ".join(f"{b:02x}" for b in digest.digest())
+            return self._certutil_failed(
+                io, "-hashfile", 0x80090008, "NTE_BAD_ALGID", "Invalid algorithm specified."
+            )
+        data = self._certutil_input(io, "-hashfile", name)
+        if isinstance(data, int):
+            return data
+        spaced = " ".join(f"{b:02x}" for b in hashlib.new(HASHES[algorithm], data).digest())
         write(
             io.stdout,
             f"{algorithm} hash of file {name}:{CRLF}{spaced}{CRLF}"
             f"CertUtil: -hashfile command completed successfully.{CRLF}",
         )
         return 0
+
+    def findstr(self, argv: list[str], io: Streams) -> int:
+        if any(a.startswith("/") for a in argv):
+            raise NotEmulated("findstr options")
+        if not argv or argv[0] != "^":
+            raise NotEmulated('findstr with a search string other than "^"')
+        if len(argv) > 2:
+            raise NotEmulated("findstr in several files (it prints their names)")
+        if len(argv) == 1:
+            return self._findstr_lines(io.stdin, io, from_stdin=True)
+        path = self.drive.resolve(argv[1], self.cwd)
+        try:
+            if path is None or os.path.isdir(path):
+                raise FileNotFoundError(errno.ENOENT, argv[1])
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            write(io.stderr, f"FINDSTR: Cannot open {argv[1]}{CRLF}")
+            return 1
+        try:
+            return self._findstr_lines(fd, io, from_stdin=False)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _findstr_lines(fd: int, io: Streams, from_stdin: bool) -> int:
+        pending = b""
+        printed = False
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            pending += chunk
+            complete, newline, pending = pending.rpartition(b"\n")
+            if newline:
+                if from_stdin and max(map(len, complete.split(b"\n"))) > 8191:
+                    raise NotEmulated("findstr with a stdin line longer than 8191 bytes")
+                write_bytes(io.stdout, complete + b"\n")
+                printed = True
+            if from_stdin and len(pending) > 8191:
+                raise NotEmulated("findstr with a stdin line longer than 8191 bytes")
+        if pending:
+            write_bytes(io.stdout, pending + (b"\r\n" if from_stdin else b""))
+            printed = True
+        return 0 if printed else 1
 
 
 def _read_line(fd: int) -> str:
@@ -1440,12 +1636,16 @@ BUILTINS: dict[str, Callable[[CmdShell, str, Streams], bool]] = {
     "RD": CmdShell.rmdir,
     "RMDIR": CmdShell.rmdir,
     "DIR": CmdShell.dir,
+    "TYPE": CmdShell.type,
+    "DEL": CmdShell.delete,
+    "ERASE": CmdShell.delete,
     "EXIT": CmdShell.exit,
 }
 TOOLS: dict[str, Callable[[CmdShell, list[str], Streams], int]] = {
     "reg": CmdShell.reg,
     "schtasks": CmdShell.schtasks,
     "certutil": CmdShell.certutil,
+    "findstr": CmdShell.findstr,
 }
 
 

@@ -67,6 +67,8 @@ def _md5():
 
 
 _buffers = threading.local()
+#: os.readv reads into a buffer without a FileIO object per file (POSIX; not on Windows).
+_readv = getattr(os, "readv", None)
 
 
 #: With verdicts to reuse, files larger than this are hashed before their bytes are kept.
@@ -108,7 +110,8 @@ def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None, all_
     if the deadline passes mid-file, OSError on read errors. ``changed`` says why the
     result may not match the file any more (size or mtime changed while reading).
     """
-    if readinto is None:
+    use_readv = readinto is None and _readv is not None
+    if readinto is None and not use_readv:
         readinto = io.FileIO(fd, "r", closefd=False).readinto
     # SHA-1 and MD5 cost more than SHA-256 together: when the bytes are kept they are
     # computed later, only for findings (see add_digests), unless IOCs of that kind exist.
@@ -118,7 +121,28 @@ def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None, all_
     view = memoryview(buf)
     result = FileData()
     total = 0
-    while True:
+    # Most files: one read into the reused buffer, shorter than a chunk, is the whole file
+    # (the loop below does the same in more steps).
+    whole = use_readv and keep_data and st.st_size < CHUNK_SIZE
+    if whole:
+        if deadline_at is not None and time.monotonic() >= deadline_at:
+            raise DeadlineReached()
+        count = _readv(fd, (view[:CHUNK_SIZE],))
+        if count < CHUNK_SIZE:
+            if count > max_size:
+                raise TooLarge(count)
+            chunk = view[:count]
+            result.head = bytes(chunk[: filetypes.HEAD_SIZE])
+            sha256.update(chunk)
+            if sha1 is not None:
+                sha1.update(chunk)
+            if md5 is not None:
+                md5.update(chunk)
+            total = count
+        else:  # it grew to a chunk or more since it was opened: read it again, in chunks
+            os.lseek(fd, 0, os.SEEK_SET)
+            whole = False
+    while not whole:
         if deadline_at is not None and time.monotonic() >= deadline_at:
             raise DeadlineReached()
         probed = 0
@@ -126,7 +150,7 @@ def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None, all_
             if total == len(buf):
                 # Full: most files end exactly here. Probe with one byte before growing.
                 probe = bytearray(1)
-                if not readinto(memoryview(probe)):
+                if not (_readv(fd, (probe,)) if use_readv else readinto(memoryview(probe))):
                     break
                 # The file grew while we read it: a bigger buffer of its own (a copy, since
                 # the reused buffer may not be resized).
@@ -139,7 +163,7 @@ def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None, all_
             target = view[total + probed : min(len(buf), total + CHUNK_SIZE)]
         else:
             target = view
-        count = readinto(target) + probed
+        count = (_readv(fd, (target,)) if use_readv else readinto(target)) + probed
         if not count:
             break
         with view[total : total + count] if keep_data else target[:count] as chunk:
@@ -161,18 +185,21 @@ def read_file(fd, st, max_size, keep_data, deadline_at=None, readinto=None, all_
             # caught by the fstat below): no second read just to see 0 bytes.
             break
     after = os.fstat(fd)
-    reasons = []
-    if total != st.st_size:
-        reasons.append("read %d bytes, size was %d at open" % (total, st.st_size))
-    if after.st_size != st.st_size:
-        reasons.append("size changed from %d to %d while reading" % (st.st_size, after.st_size))
-    if after.st_mtime_ns != st.st_mtime_ns:
-        reasons.append("modified while reading")
-    result.changed = "; ".join(reasons) or None
+    if total != st.st_size or after.st_size != st.st_size or after.st_mtime_ns != st.st_mtime_ns:
+        reasons = []
+        if total != st.st_size:
+            reasons.append("read %d bytes, size was %d at open" % (total, st.st_size))
+        if after.st_size != st.st_size:
+            reasons.append("size changed from %d to %d while reading" % (st.st_size, after.st_size))
+        if after.st_mtime_ns != st.st_mtime_ns:
+            reasons.append("modified while reading")
+        result.changed = "; ".join(reasons)
     result.size = total
     result.sha256 = sha256.hexdigest()
-    result.sha1 = sha1.hexdigest() if sha1 is not None else None
-    result.md5 = md5.hexdigest() if md5 is not None else None
+    if sha1 is not None:
+        result.sha1 = sha1.hexdigest()
+    if md5 is not None:
+        result.md5 = md5.hexdigest()
     if keep_data:
         result.data = view[:total]
     return result
@@ -235,8 +262,15 @@ class FileScanner(object):
         self.path_rules = yara.path_rules if yara is not None else None
         self.all_rules = yara.all_rules if yara is not None else None
         self.use_yara = self.has_content or self.path_rules is not None
+        # No hash or filename IOCs: only YARA can give a file a finding (see _known_clean).
+        self._plain = not patterns.hashes and not patterns.filename_iocs
+        # stage may do the lookups of _needs_matching itself (see there).
+        self._lookup_inline = self.has_content and yara_engine.EXTERNALS == _EXTERNAL_NAMES
 
     def owner(self, uid):
+        found = self._owners.get(uid)
+        if found is not None:
+            return found
         if uid not in self._owners:
             try:
                 import pwd
@@ -306,7 +340,7 @@ class FileScanner(object):
             self.recorder.note(
                 path, "changed-during-scan", "hashed what was read: %s" % data.changed
             )
-        shown = path_fields(path)["path"]
+        shown = _shown(path)
         index = self.options.index
         previous = self.options.previous
         if previous is not None and not data.changed:
@@ -321,18 +355,54 @@ class FileScanner(object):
                 if index is not None:
                     index.add(shown, data.size, st.st_mtime_ns, st.st_ino, data.sha256, "unchanged")
                 return
-        file_info = {
-            "shown": shown,
-            "owner": self.owner(st.st_uid),
-            "mtime": st.st_mtime,  # formatted only for a finding
-        }
-        name = shown.replace("\\", "/").rsplit("/", 1)[-1]
-        wanted = self._yara_wanted(path, name, data.head)
+        owner = self._owners.get(st.st_uid)
+        if owner is None:
+            owner = self.owner(st.st_uid)
+        options = self.options
+        if options.type_filter:
+            name = shown.replace("\\", "/").rsplit("/", 1)[-1]
+            wanted = self._yara_wanted(path, name, data.head)
+        else:
+            wanted = True  # what _yara_wanted says without the filter, in fewer steps
+        if self._lookup_inline and wanted and options.archive_limits is None:
+            # _needs_matching and _known_clean in fewer steps (the lookups of _lookups, the
+            # key of _path_key, the same results), for the usual scan: content rules, no
+            # archives to open.
+            verdicts = options.verdicts
+            content_known, origin = verdicts.get(data.sha256)
+            pkey = path_known = path_origin = None
+            if self.path_rules is not None:
+                base = shown.replace("\\", "/").rsplit("/", 1)[-1]
+                values = (
+                    base,
+                    shown,
+                    _extension(base),
+                    yara_engine.file_type(data.head),
+                    owner,
+                )  # _external_values
+                pkey = verdicts_mod.path_key_of(data.sha256, values)
+                path_known, path_origin = verdicts.get_path(pkey)
+            if self._plain and content_known == [] and (pkey is None or path_known == []):
+                self._record_known_clean(st, shown, data, origin, pkey, path_origin)
+                return None
+            file_info = {"shown": shown, "owner": owner, "mtime": st.st_mtime}
+            if pkey is not None:
+                file_info["pkey"] = pkey
+            file_info["known"] = (content_known, origin, pkey, path_known, path_origin)
+            needs = content_known is None or (pkey is not None and path_known is None)
+        else:
+            file_info = {
+                "shown": shown,
+                "owner": owner,
+                "mtime": st.st_mtime,  # formatted only for a finding
+            }
+            needs = self._needs_matching(file_info, data, wanted)
         staged = (path, st, file_info, data, wanted)
-        if not self._needs_matching(file_info, data, wanted):
+        if not needs:
             if hash_only:
                 data.reread = lambda: _digests_again(fd, data)
-            self.finish(staged)
+            if not self._known_clean(st, file_info, data, wanted):
+                self.finish(staged)
             return None
         if hash_only:
             os.lseek(fd, 0, os.SEEK_SET)
@@ -351,6 +421,48 @@ class FileScanner(object):
             index.add(shown, data.size, st.st_mtime_ns, st.st_ino, data.sha256, state, pkey, pstate)
         if self.options.archive_limits is not None and data.data is not None:
             self._scan_archive(path, file_info, data)
+
+    def _known_clean(self, st, file_info, data, wanted):
+        """``finish`` in fewer steps for the most common file with verdicts to reuse: both
+        YARA verdicts known and clean, and no hash IOC, filename IOC or archive that could
+        still give it a finding. Returns False (nothing done) for any other file.
+
+        The outcome is the one ``finish`` gives: no finding, the same counters and the same
+        line in the file index."""
+        known = file_info.get("known")
+        if known is None or not wanted or not self._plain:
+            return False
+        if self.options.archive_limits is not None:
+            return False
+        content_known, origin, pkey, path_known, path_origin = known
+        if content_known != [] or (pkey is not None and path_known != []):
+            return False
+        self._record_known_clean(st, file_info["shown"], data, origin, pkey, path_origin)
+        return True
+
+    def _record_known_clean(self, st, shown, data, origin, pkey, path_origin):
+        """What ``finish`` records for a file whose YARA verdicts are all known and clean
+        and that nothing else can give a finding: the counters and its line in the index."""
+        verdicts = self.options.verdicts
+        with self._lock:
+            if origin == "fleet":
+                verdicts.hits += 1
+            else:
+                verdicts.duplicates += 1
+            if pkey is not None and path_origin == "fleet":
+                verdicts.path_hits += 1
+        index = self.options.index
+        if index is not None:
+            index.add(
+                shown,
+                data.size,
+                st.st_mtime_ns,
+                st.st_ino,
+                data.sha256,
+                "cached",
+                pkey,
+                None if pkey is None else "cached",
+            )
 
     def _needs_matching(self, file_info, data, wanted):
         """Whether YARA must run on the file (or inside it, for a zip). The lookups are kept
@@ -501,8 +613,16 @@ class FileScanner(object):
         lookup and the match that may follow need the same one)."""
         if member is None and "pkey" in file_info:
             return file_info["pkey"]
-        externals = externals or self._externals(file_info, data, member)
-        key = verdicts_mod.path_key(data.sha256, externals, yara_engine.EXTERNALS)
+        if externals is None and (member is not None or "externals" not in file_info):
+            # The values alone: the dict is built only if YARA runs (see _externals).
+            values = self._external_values(file_info, data, member)
+            if yara_engine.EXTERNALS != _EXTERNAL_NAMES:
+                named = _named_externals(values)
+                values = [named[name] for name in yara_engine.EXTERNALS]
+        else:
+            externals = externals or self._externals(file_info, data, member)
+            values = [externals[name] for name in yara_engine.EXTERNALS]
+        key = verdicts_mod.path_key_of(data.sha256, values)
         if member is None:
             file_info["pkey"] = key
         return key
@@ -510,20 +630,24 @@ class FileScanner(object):
     def _externals(self, file_info, data, member):
         if member is None and "externals" in file_info:
             return file_info["externals"]
+        externals = _named_externals(self._external_values(file_info, data, member))
+        if member is None:
+            file_info["externals"] = externals
+        return externals
+
+    def _external_values(self, file_info, data, member):
+        """The external variables' values, in _EXTERNAL_NAMES order."""
         shown = file_info["shown"]
         if member:
             shown = shown + "!" + member
         base = shown.replace("\\", "/").rsplit("/", 1)[-1]
-        externals = {
-            "filename": base,
-            "filepath": shown,
-            "extension": os.path.splitext(base)[1].lower(),
-            "filetype": yara_engine.file_type(data.head),
-            "owner": file_info["owner"],
-        }
-        if member is None:
-            file_info["externals"] = externals
-        return externals
+        return (
+            base,
+            shown,
+            _extension(base),
+            yara_engine.file_type(data.head),
+            file_info["owner"],
+        )
 
     def _yara(self, path, rules, data, externals, scope):
         """Matches of one rule set, or None if the match failed (recorded as an error).
@@ -622,6 +746,41 @@ class FileScanner(object):
                 self.findings_omitted += 1
                 return
             self.findings.append(finding)
+
+
+#: The order of FileScanner._external_values.
+_EXTERNAL_NAMES = ("filename", "filepath", "extension", "filetype", "owner")
+
+
+def _named_externals(values):
+    """The external variables as a dict, from values in _EXTERNAL_NAMES order."""
+    filename, filepath, extension, filetype, owner = values
+    return {
+        "filename": filename,
+        "filepath": filepath,
+        "extension": extension,
+        "filetype": filetype,
+        "owner": owner,
+    }
+
+
+def _extension(base):
+    """``os.path.splitext(base)[1].lower()`` of a name without path separators, in fewer
+    steps: from the last dot, unless only dots come before it (".bashrc" has none)."""
+    dot = base.rfind(".")
+    if dot > 0 and base[:dot].lstrip("."):
+        return base[dot:].lower()
+    return ""
+
+
+def _shown(path):
+    """``path_fields(path)["path"]``, without building the dict for a UTF-8 bytes path."""
+    if type(path) is bytes:
+        try:
+            return path.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return path_fields(path)["path"]
 
 
 def _state(matches):

@@ -7,6 +7,7 @@ import platform
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -66,6 +67,24 @@ def _collect_asset():
         }
 
 
+class _InThread(object):
+    """``fn()`` run on a thread of its own; ``result()`` waits for its return value. For
+    work whose result is needed only later (its exceptions must be handled by ``fn``)."""
+
+    def __init__(self, fn):
+        self._value = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="asset")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self, fn):
+        self._value = fn()
+
+    def result(self):
+        self._thread.join()
+        return self._value
+
+
 class _Stop(object):
     """SIGTERM/SIGINT stop the walk like the deadline does; the partial log is still written."""
 
@@ -98,7 +117,7 @@ def _options_key(args, archive_limits):
     }
 
 
-def _scan_options(args, patterns, yara, deadline_at):
+def _scan_options(args, patterns, yara, deadline_at, verdicts_ahead=None):
     """The FileScanner options and the performance record for the log."""
     work = {"threads": args.threads or impact.default_threads()}
     if args.low_impact:
@@ -121,8 +140,9 @@ def _scan_options(args, patterns, yara, deadline_at):
     )
     work["type_filter"] = options.type_filter
     work["archives"] = archive_limits.as_log() if archive_limits is not None else None
-    rules_id = verdicts.rules_id(patterns.yara_files) if patterns.yara_files else None
-    patterns_id = verdicts.patterns_id(patterns.files) if patterns.root else None
+    digests = {}  # each pattern file hashed once for both ids
+    rules_id = verdicts.rules_id(patterns.yara_files, digests) if patterns.yara_files else None
+    patterns_id = verdicts.patterns_id(patterns.files, digests) if patterns.root else None
     options_key = _options_key(args, archive_limits)
     work["rules_id"] = rules_id
     work["patterns_id"] = patterns_id
@@ -132,7 +152,9 @@ def _scan_options(args, patterns, yara, deadline_at):
         if not yara.content_count and yara.path_rules is None:
             notes.append("verdict cache not used: no YARA rules")
         else:
-            loaded, why = verdicts.load_verdicts(args.verdicts, rules_id, yara.libyara)
+            loaded, why = verdicts.load_verdicts(
+                args.verdicts, rules_id, yara.libyara, verdicts_ahead
+            )
             if why:
                 notes.append("verdict cache not used: " + why)
             else:
@@ -164,6 +186,8 @@ def run(args, payload, argv):
     stop = _Stop()
     stop.install()
     raise_fd_limit()
+    # The fleet's verdicts are read while the patterns, the rules and the asset load.
+    verdicts_ahead = verdicts.ReadAhead(args.verdicts) if args.verdicts else None
     recorder = Recorder()
     scratch_parent = own_dir(payload)
 
@@ -188,7 +212,9 @@ def run(args, payload, argv):
     except Exception as exc:
         patterns.error(None, "YARA rules could not be loaded: %s: %s" % (type(exc).__name__, exc))
 
-    asset_info = _collect_asset()
+    # Only the log needs the asset information: it is collected while the scan runs (its
+    # name lookups may wait for a resolver).
+    asset_ahead = _InThread(_collect_asset)
 
     scanner_paths = []
     for path, reason in (
@@ -210,7 +236,7 @@ def run(args, payload, argv):
 
     if stop.reason:
         deadline_at = 0
-    options, work = _scan_options(args, patterns, yara, deadline_at)
+    options, work = _scan_options(args, patterns, yara, deadline_at, verdicts_ahead)
     options.all_types_under = tuple(
         os.path.join(os.fsencode(entry["real"]), b"")
         for entry in plan.walk_roots()
@@ -278,6 +304,7 @@ def run(args, payload, argv):
     if options.index is not None:
         options.index.close()
     yara.cleanup()
+    asset_info = asset_ahead.result()
     finished = time.time()
     work["cache_hits"] = options.verdicts.hits
     work["path_cache_hits"] = options.verdicts.path_hits

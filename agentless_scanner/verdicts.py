@@ -24,6 +24,7 @@ Three gzip files, all optional (see the README, "Fleet verdict cache" and "--sin
   --since files from it; ``unchecked`` files never become ``clean`` verdicts.
 """
 
+import collections
 import gzip
 import hashlib
 import json
@@ -32,24 +33,37 @@ import threading
 from agentless_scanner.patterns import content_id, file_sha256
 
 FORMAT = 1
+#: json.dumps of a str, without its per-call overhead (the same function json.dumps uses
+#: with its default ensure_ascii=True).
+_json_str = json.encoder.encode_basestring_ascii
 #: Clean verdicts a scan remembers for its own duplicates (about 150 bytes each).
 SCAN_MEMO_MAX = 20000
 
 
-def rules_id(yara_files):
+def rules_id(yara_files, digests=None):
     """Identity of the YARA rule set (``patterns.content_id`` of the rule files).
 
-    The controller computes the same value over the same pattern folder."""
-    return _files_id(yara_files)
+    The controller computes the same value over the same pattern folder. ``digests``: a
+    dict {path: sha256} shared with ``patterns_id`` in the same scan, so that no file is
+    hashed twice."""
+    return _files_id(yara_files, digests)
 
 
-def patterns_id(files):
+def patterns_id(files, digests=None):
     """Identity of the whole pattern set (YARA, hash and filename IOCs)."""
-    return _files_id(files)
+    return _files_id(files, digests)
 
 
-def _files_id(files):
-    return content_id((rel, file_sha256(path)) for rel, path in files)
+def _files_id(files, digests=None):
+    if digests is None:
+        digests = {}
+    entries = []
+    for rel, path in files:
+        digest = digests.get(path)
+        if digest is None:
+            digest = digests[path] = file_sha256(path)
+        entries.append((rel, digest))
+    return content_id(entries)
 
 
 def _read_json_gz(path):
@@ -84,20 +98,24 @@ class Verdicts(object):
     def get(self, sha256):
         """``(matches, "fleet"|"scan")`` of a known content verdict (matches empty if clean),
         or ``(None, None)``."""
-        for book, origin in ((self.fleet, "fleet"), (self.scan, "scan")):
-            found = book.get(sha256)
-            if found is not None:
-                return found, origin
+        found = self.fleet.get(sha256)
+        if found is not None:
+            return found, "fleet"
+        found = self.scan.get(sha256)
+        if found is not None:
+            return found, "scan"
         return None, None
 
     def put(self, sha256, matches):
         self.scan.put(sha256, matches)
 
     def get_path(self, key):
-        for book, origin in ((self.fleet_path, "fleet"), (self.scan_path, "scan")):
-            found = book.get(key)
-            if found is not None:
-                return found, origin
+        found = self.fleet_path.get(key)
+        if found is not None:
+            return found, "fleet"
+        found = self.scan_path.get(key)
+        if found is not None:
+            return found, "scan"
         return None, None
 
     def put_path(self, key, matches):
@@ -129,14 +147,43 @@ class _Book(object):
 
 def path_key(sha256, externals, names):
     """Key of a path-rule verdict: the bytes and every external variable's value."""
-    text = "\0".join([sha256] + [externals[name] for name in names])
+    return path_key_of(sha256, [externals[name] for name in names])
+
+
+def path_key_of(sha256, values):
+    """``path_key`` from the external variables' values, in the order of its ``names``."""
+    text = "\0".join([sha256] + list(values))
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def load_verdicts(path, expected_rules_id, libyara):
-    """(Verdicts or None, reason it is not used or None)."""
+class ReadAhead(object):
+    """Reads and parses a gzip JSON file on a thread of its own, so that --verdicts is read
+    while the rules load (both mostly without the interpreter lock). ``result()`` returns
+    what ``_read_json_gz`` returns or raises what it raised."""
+
+    def __init__(self, path):
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(path,), name="read-ahead")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self, path):
+        try:
+            self._value = _read_json_gz(path)
+        except Exception as exc:  # raised again by result(), in the scan's thread
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def load_verdicts(path, expected_rules_id, libyara, ahead=None):
+    """(Verdicts or None, reason it is not used or None). ``ahead``: a ReadAhead of ``path``."""
     try:
-        data = _read_json_gz(path)
+        data = ahead.result() if ahead is not None else _read_json_gz(path)
     except (OSError, ValueError, EOFError) as exc:
         return None, "verdict cache unreadable: %s" % exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -190,35 +237,108 @@ def load_previous(path, expected_patterns_id, options):
 
 
 class FileIndex(object):
-    """Writer of --files-out (thread-safe)."""
+    """Writer of --files-out (thread-safe).
+
+    Entries are collected in batches of BATCH_LINES; a thread of its own formats, compresses
+    and writes them (zlib works without the interpreter lock, so this runs beside the walk
+    instead of on the walker's thread). At most QUEUED_BATCHES wait. A write error is raised
+    by the next ``add`` and by ``close``."""
+
+    BATCH_LINES = 1000
+    QUEUED_BATCHES = 8
 
     def __init__(self, path, header):
         # Open for the whole scan; closed by close() after the last worker ended.
         self._fh = gzip.open(path, "wt", encoding="utf-8", compresslevel=1)  # noqa: SIM115
         self._lock = threading.Lock()
         self._pending = []
+        self._cond = threading.Condition()
+        self._batches = collections.deque()
+        self._closing = False
+        self._failed = None
         header = dict(header, format=FORMAT)
         self._fh.write(json.dumps(header, sort_keys=True) + "\n")
+        self._writer = threading.Thread(target=self._write_batches, name="files-out")
+        self._writer.daemon = True
+        self._writer.start()
 
     def add(self, shown, size, mtime_ns, inode, sha256, state, pkey=None, pstate=None):
-        # Formatted by hand: json.dumps of the whole list costs more than the rest of the
-        # line's work for a file whose verdict is known. Only the path needs JSON escaping.
-        line = '[%s,%d,%d,%d,"%s","%s"' % (json.dumps(shown), size, mtime_ns, inode, sha256, state)
-        if pkey is not None:
-            line += ',"%s","%s"' % (pkey, pstate)
-        line += "]"
+        # The line is formatted by the writer thread (see _lines).
         with self._lock:
-            # Written in batches: one gzip write per 1,000 files, not one per file.
-            self._pending.append(line)
-            if len(self._pending) >= 1000:
-                self._flush()
+            self._pending.append((shown, size, mtime_ns, inode, sha256, state, pkey, pstate))
+            if len(self._pending) >= self.BATCH_LINES:
+                self._hand_over()
 
-    def _flush(self):
-        if self._pending:
-            self._fh.write("\n".join(self._pending) + "\n")
-            self._pending = []
+    @staticmethod
+    def _lines(batch):
+        """The text of a batch of entries, one JSON line each. Formatted by hand: json.dumps
+        of the whole list costs more than the rest of the line's work for a file whose
+        verdict is known. Only the path needs JSON escaping."""
+        lines = []
+        for shown, size, mtime_ns, inode, sha256, state, pkey, pstate in batch:
+            if pkey is None:
+                line = '[%s,%d,%d,%d,"%s","%s"]' % (
+                    _json_str(shown),
+                    size,
+                    mtime_ns,
+                    inode,
+                    sha256,
+                    state,
+                )
+            else:
+                line = '[%s,%d,%d,%d,"%s","%s","%s","%s"]' % (
+                    _json_str(shown),
+                    size,
+                    mtime_ns,
+                    inode,
+                    sha256,
+                    state,
+                    pkey,
+                    pstate,
+                )
+            lines.append(line)
+        lines.append("")
+        return "\n".join(lines)
+
+    def _hand_over(self):
+        """Queue the pending lines for the writer thread (with self._lock held)."""
+        batch, self._pending = self._pending, []
+        with self._cond:
+            while self._failed is None and len(self._batches) >= self.QUEUED_BATCHES:
+                self._cond.wait()
+            if self._failed is not None:
+                raise self._failed
+            self._batches.append(batch)
+            self._cond.notify_all()
+
+    def _write_batches(self):
+        while True:
+            with self._cond:
+                while not self._batches and not self._closing:
+                    self._cond.wait()
+                if not self._batches:
+                    return
+                batch = self._batches.popleft()
+                self._cond.notify_all()
+            try:
+                self._fh.write(self._lines(batch))
+            except Exception as exc:  # disk full...: raised in the scan's threads
+                with self._cond:
+                    self._failed = exc
+                    self._batches.clear()
+                    self._cond.notify_all()
+                return
 
     def close(self):
-        with self._lock:
-            self._flush()
+        try:
+            with self._lock:
+                if self._pending:
+                    self._hand_over()
+        finally:
+            with self._cond:
+                self._closing = True
+                self._cond.notify_all()
+            self._writer.join()
             self._fh.close()
+        if self._failed is not None:
+            raise self._failed

@@ -159,12 +159,14 @@ class FdOps(object):
     def _typed(entry):
         name = os.fsencode(entry.name)
         try:
-            if entry.is_symlink():
-                return name, SYMLINK, None
-            if entry.is_dir(follow_symlinks=False):
-                return name, DIR, None
+            # Without following symlinks is_file/is_dir are true only for a regular file or
+            # a directory itself (never for a symlink), so the most common case comes first.
             if entry.is_file(follow_symlinks=False):
                 return name, FILE, None
+            if entry.is_dir(follow_symlinks=False):
+                return name, DIR, None
+            if entry.is_symlink():
+                return name, SYMLINK, None
             st = entry.stat(follow_symlinks=False)
             return name, kind_of(st.st_mode), st
         except OSError as exc:
@@ -303,7 +305,8 @@ class Walker(object):
 
     def scan_file(self, parent, name, path, lst=None):
         """Open one regular file safely and pass it to ``on_file``."""
-        self.check_deadline()
+        if self.deadline_at is not None and time.monotonic() >= self.deadline_at:
+            raise DeadlineReached()  # check_deadline, one call less per file
         try:
             fd = self.ops.open_file(parent, name, path)
         except OSError as exc:
@@ -371,10 +374,12 @@ class Walker(object):
             self.visited.add(ident)
             subdirs = []
             listing = self.ops.list_dir(handle)
+            prefix = join(path, b"")  # join(path, name) == prefix + name
+            excluded = self.excluded_paths
             try:
                 for child_name, kind, lst in listing:
-                    child = join(path, child_name)
-                    if child in self.excluded_paths and kind != DIR:
+                    child = prefix + child_name
+                    if excluded and child in excluded and kind != DIR:
                         self.recorder.skip(child, "excluded-path", "excluded by --exclude")
                     elif kind == DIR:
                         if max_depth is None or depth < max_depth:

@@ -105,11 +105,15 @@ _MAGIC_BY_LENGTH = {}
 for _offset, _magic, _label in MAGIC:
     _MAGIC_BY_LENGTH.setdefault(len(_magic), {}).setdefault(_magic, _label)
 _MAGIC_LENGTHS = sorted(_MAGIC_BY_LENGTH, reverse=True)
+# Their first two bytes: most files start with none of these and need no other lookup.
+_MAGIC_STARTS = frozenset(_magic[:2] for _offset, _magic, _label in MAGIC)
 
 
 def file_type(head):
     """Short type label from the first bytes of a file ('' if unknown)."""
     head = bytes(head[:8])
+    if head[:2] not in _MAGIC_STARTS:
+        return ""
     for length in _MAGIC_LENGTHS:
         label = _MAGIC_BY_LENGTH[length].get(head[:length])
         if label is not None:

@@ -16,6 +16,14 @@ command -v zip >/dev/null 2>&1 || need+=(zip)
 # Samba: the SMB server of the simulated Windows hosts (file transfer tests).
 [ -x /usr/sbin/smbd ] || need+=(samba)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# PostgreSQL: the company-wide store; the tests start a private server from this package.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+# WeasyPrint renders PDFs with Pango; the tests read them back with pdftotext.
+[ -e /usr/lib/x86_64-linux-gnu/libpango-1.0.so.0 ] || compgen -G '/usr/lib/*/libpango-1.0.so.0' \
+    >/dev/null || need+=(libpango-1.0-0 libpangoft2-1.0-0)
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
+fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}"
     apt-get update -qq
@@ -25,6 +33,7 @@ fi
 # its own, inside its network namespaces.
 if command -v systemctl >/dev/null 2>&1; then
     systemctl disable --now ssh.service smbd.service nmbd.service samba-ad-dc.service \
+        postgresql.service \
         >/dev/null 2>&1 || true
 fi
 

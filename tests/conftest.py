@@ -133,3 +133,52 @@ def win_wheels() -> Path:
     got = download_wheels(WINDOWS_WHEELS, ["3.8"], ["win_amd64", "win32"])
     assert all(g.path is not None for g in got), [g.error for g in got]
     return WINDOWS_WHEELS
+
+
+# -- the central store, on SQLite and on a real PostgreSQL --------------------------------------
+# Every test that takes `store_url` (or `store`) runs twice: on a fresh SQLite file and on a
+# fresh database of a private PostgreSQL server (tests/harness/postgres.py; Debian's package,
+# installed by scripts/setup.sh). One server per test session; one database per test.
+
+_pg_server: Any = None
+
+
+def _postgres() -> Any:
+    global _pg_server
+    if _pg_server is None:
+        from tests.harness.postgres import PostgresServer
+
+        _pg_server = PostgresServer().start()
+    return _pg_server
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _pg_server is not None:
+        _pg_server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
+        return
+    import secrets
+
+    server = _postgres()
+    name = "t_" + secrets.token_hex(6)
+    url = server.create_database(name)
+    try:
+        yield url
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Any]:
+    from orchestrator.store import open_store
+
+    opened = open_store(store_url)
+    try:
+        yield opened
+    finally:
+        opened.dispose()

@@ -26,8 +26,9 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-# 0 below notice; the levels of agentless_scanner/scoring.py
-LEVEL_RANKS = {"none": 0, "notice": 1, "warning": 2, "alert": 3}
+# The levels of agentless_scanner/scoring.py as numbers, so "at least warning" is one
+# indexed comparison; "none" is a scan log without findings.
+LEVEL_RANKS = {"none": 0, "info": 0, "notice": 1, "warning": 2, "alert": 3}
 
 store_meta = Table(
     "store_meta",

@@ -26,6 +26,7 @@ from orchestrator.quarantine.vault import Vault
 from orchestrator.results import RunFolder, new_run_id, utc_now, write_json_atomic
 from orchestrator.runner import run_hosts
 from orchestrator.scan import HostResult, ScanPlan, scan_host
+from orchestrator.store.after_run import store_run
 from orchestrator.targets import target_for
 from orchestrator.verdict_cache import VerdictCache, archive_ids
 
@@ -52,6 +53,7 @@ class ScanRequest:
     wheel_dir: Path | None = None
     detection: DetectionOptions = field(default_factory=DetectionOptions)
     action: str = "log-only"  # or quarantine (never on mission-critical hosts)
+    store: str | None = None  # the central store's URL (None: $PLANTSWEEP_STORE or the default)
 
 
 def exit_code(results: list[HostResult], interrupted: bool = False) -> int:
@@ -180,4 +182,5 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
     if outcome.interrupted:
         err.print(f"interrupted: {len(jobs) - len(results)} host(s) not scanned")
     err.print(f"logs: {run.path}")
+    store_run(run.path, "scan", request.store, err)
     return code

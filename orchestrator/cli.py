@@ -24,6 +24,7 @@ from orchestrator.detection import from_args as detection_from_args
 from orchestrator.errors import PlantsweepError, UsageError
 from orchestrator.kit.cli import add_parsers as add_kit_parsers
 from orchestrator.quarantine.cli import add_parser as add_quarantine_parser
+from orchestrator.store.cli import add_parsers as add_store_parsers
 
 if TYPE_CHECKING:
     from orchestrator.connections import Timeouts
@@ -137,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         "plants, driven like Ansible.",
     )
     parser.add_argument("--version", action="version", version=f"plantsweep {__version__}")
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="the central store: sqlite:///PATH or postgresql://USER@HOST/DB "
+        "(default: $PLANTSWEEP_STORE, else store.sqlite in $PLANTSWEEP_HOME)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -259,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_quarantine_parser(sub, _add_inventory_args, _Parser)
     add_kit_parsers(sub, _Parser)
+    add_store_parsers(sub, _add_inventory_args, _Parser)
 
     clean = sub.add_parser(
         "cleanup", help="remove temp dirs a crashed or killed run left on hosts (from its journal)"
@@ -330,10 +338,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         extra = parse_extra_vars(getattr(args, "extra_vars", []))
         return quarantine_command(args, extra)
-    if args.command in ("kit", "logs"):
-        from orchestrator.kit.cli import kit_command, logs_command
+    if args.command == "kit":
+        from orchestrator.kit.cli import kit_command
 
-        return kit_command(args) if args.command == "kit" else logs_command(args)
+        return kit_command(args)
+    if args.command in ("logs", "status"):
+        from orchestrator.store.cli import logs_command, status_command
+
+        return logs_command(args) if args.command == "logs" else status_command(args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -393,6 +405,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return exit_codes.OK
     password = getpass.getpass("SSH password: ") if args.ask_pass else None
     options = RunOptions(
+        store=args.store,
         check=args.check,
         limit=args.limit,
         tags=tags,
@@ -509,6 +522,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         raise UsageError("--path is only used with --type folders")
     password = getpass.getpass("SSH password: ") if args.ask_pass else None
     request = ScanRequest(
+        store=args.store,
         inventories=args.inventory,
         extra_vars=parse_extra_vars(args.extra_vars),
         limit=args.limit,

@@ -35,6 +35,7 @@ from orchestrator.kit.usb import KIT_DIR_NAME, LOGS_DIR, MANIFEST
 from orchestrator.payload import scan_log_schema
 from orchestrator.results import RunFolder, new_run_id, safe_file_name, utc_now, write_json_atomic
 from orchestrator.scan import HostResult, _result_from_log
+from orchestrator.store.after_run import store_run
 
 RAW_DIR = "kit-logs"  # the stick's exact bytes and MACs, inside the run folder
 
@@ -45,6 +46,7 @@ class ImportOptions:
     host: str | None = None  # the host the operator says the stick was used on
     machine_id: str | None = None
     min_level: str = DEFAULT_MIN_LEVEL
+    store: str | None = None  # the central store's URL (None: $PLANTSWEEP_STORE or the default)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,14 @@ class Accepted:
 
 class Refused(Exception):
     """One log is not imported; the message says why in one line."""
+
+
+def find_kit_or_none(directory: Path) -> Path | None:
+    """DIR itself or DIR/plantsweep-kit, whichever holds kit.json; None if neither does."""
+    for candidate in (directory, directory / KIT_DIR_NAME):
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    return None
 
 
 def find_kit(directory: Path) -> Path:
@@ -327,4 +337,5 @@ def import_logs(directory: Path, options: ImportOptions) -> int:
     )
     recap(results)
     _say(f"logs: {run.path}")
+    store_run(run.path, "kit", options.store)
     return code

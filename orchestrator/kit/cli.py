@@ -1,9 +1,9 @@
-"""`plantsweep kit build|list` and `plantsweep logs import`: the command line of the USB kit.
+"""`plantsweep kit build|list`: the command line of the USB kit (its logs come back with
+`plantsweep logs import`, orchestrator/store/cli.py).
 
 plantsweep kit build --usb DIR [--patterns SPEC] [--name NAME] [--wheel-dir DIR]
                      [--windows PLATFORM[,PLATFORM]]
 plantsweep kit list
-plantsweep logs import DIR [--host NAME] [--machine-id ID] [--out results] [--min-level L]
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import exit_codes
-from orchestrator.detection import DEFAULT_MIN_LEVEL, MIN_LEVELS
 from orchestrator.errors import UsageError
 
 
 def add_parsers(sub: Any, parser_class: type) -> None:
-    """`kit` and `logs` with their sub-commands (parser_class: the CLI's)."""
+    """`kit` with its sub-commands (parser_class: the CLI's)."""
     kit = sub.add_parser(
         "kit", help="the offline USB kit (Linux and Windows hosts) and the Windows scanner kit"
     )
@@ -61,30 +60,6 @@ def add_parsers(sub: Any, parser_class: type) -> None:
         "(win_amd64, win32; win_amd64-py38 picks a Python) and run.cmd (default: Linux only)",
     )
     ksub.add_parser("list", help="kits this controller built (their logs can be imported)")
-
-    logs = sub.add_parser("logs", help="scan logs carried back from offline hosts")
-    lsub = logs.add_subparsers(dest="logs_command", metavar="ACTION", parser_class=parser_class)
-    lsub.required = True
-    imp = lsub.add_parser(
-        "import", help="check and import the logs of a USB kit (DIR or DIR/plantsweep-kit)"
-    )
-    imp.add_argument("dir", metavar="DIR")
-    imp.add_argument(
-        "--host",
-        metavar="NAME",
-        help="the host the stick was used on: other hosts' logs are "
-        "refused, and the logs are stored under this name",
-    )
-    imp.add_argument(
-        "--machine-id", metavar="ID", help="refuse logs of another machine id (/etc/machine-id)"
-    )
-    imp.add_argument("--out", default="results", metavar="DIR", help="results folder (./results)")
-    imp.add_argument(
-        "--min-level",
-        choices=MIN_LEVELS,
-        default=DEFAULT_MIN_LEVEL,
-        help="findings at or above this level count in the recap and exit code (warning)",
-    )
 
 
 def kit_command(args: argparse.Namespace) -> int:
@@ -169,12 +144,3 @@ def _windows_kit(args: argparse.Namespace) -> int:
             "scanned with hash and filename IOCs only"
         )
     return exit_codes.OK
-
-
-def logs_command(args: argparse.Namespace) -> int:
-    from orchestrator.logs_import import ImportOptions, import_logs
-
-    options = ImportOptions(
-        out=Path(args.out), host=args.host, machine_id=args.machine_id, min_level=args.min_level
-    )
-    return import_logs(Path(args.dir), options)

@@ -35,6 +35,7 @@ from orchestrator.playbook.templating import (
 from orchestrator.results import RunFolder, new_run_id, utc_now, write_json_atomic
 from orchestrator.runner import run_hosts
 from orchestrator.session import HostSession, new_session
+from orchestrator.store.after_run import store_run
 from orchestrator.targets import target_for
 
 
@@ -54,6 +55,7 @@ class RunOptions:
     step: bool = False
     ask: Callable[[str], str] = input
     diff: bool = False
+    store: str | None = None  # the central store's URL (None: $PLANTSWEEP_STORE or the default)
 
 
 class StepGate:
@@ -151,6 +153,8 @@ class PlaybookRun:
             },
         )
         self.out.recap(stats, code, str(self.run.path))
+        if not self.options.check:
+            store_run(self.run.path, "playbook", self.options.store)
         return code
 
     @staticmethod

@@ -15,6 +15,7 @@ import hashlib
 import json
 import zlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,19 @@ def parse_log(data: bytes, name: str = "log") -> dict[str, Any]:
     return log
 
 
+def normal_time(value: Any) -> str:
+    """Scan times as stored: RFC 3339 UTC with milliseconds, so that text order is time order
+    whatever precision or offset the log used."""
+    text = str(value)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadLog(f"not a time: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _level(finding: dict[str, Any]) -> str:
     level = finding.get("level")
     return level if level in LEVELS else "info"
@@ -75,8 +89,8 @@ def _summary(log: dict[str, Any]) -> dict[str, Any]:
         "scan_type": str(log["scan_type"]),
         "action": str(log.get("action") or "log-only"),
         "complete": bool(log.get("complete", False)),
-        "started": str(log["started"]),
-        "finished": str(log["finished"]),
+        "started": normal_time(log["started"]),
+        "finished": normal_time(log["finished"]),
         "bundle_name": patterns.get("name"),
         "bundle_version": None if patterns.get("version") is None else str(patterns["version"]),
         "bundle_date": patterns.get("date"),
@@ -89,7 +103,10 @@ def _summary(log: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _host_id(conn: Connection, log: dict[str, Any], summary: dict[str, Any], now: str) -> int:
+def _host_id(conn: Connection, log: dict[str, Any], summary: dict[str, Any], now: str,
+             actor: Actor, where: Where) -> int:
+    """The host's row, created on its first log; a changed place (area, line, ...) in the
+    inventory the log carries is recorded, and audited as an inventory change."""
     hosts = schema.hosts
     inventory = log.get("inventory") or {}
     values = {
@@ -99,15 +116,20 @@ def _host_id(conn: Connection, log: dict[str, Any], summary: dict[str, Any], now
         "criticality": str(inventory.get("criticality") or ""),
     }
     found = conn.execute(
-        select(hosts.c.id).where(hosts.c.site == summary["site"], hosts.c.name == summary["host"])
-    ).scalar()
+        select(hosts.c.id, *(hosts.c[k] for k in values))
+        .where(hosts.c.site == summary["site"], hosts.c.name == summary["host"])
+    ).first()
     if found is None:
         return int(conn.execute(
             insert(hosts).values(site=summary["site"], name=summary["host"], first_seen=now,
                                  last_seen=now, **values)
         ).inserted_primary_key[0])
-    conn.execute(update(hosts).where(hosts.c.id == found).values(last_seen=now, **values))
-    return int(found)
+    old = {k: getattr(found, k) for k in values}
+    conn.execute(update(hosts).where(hosts.c.id == found.id).values(last_seen=now, **values))
+    if old != values:
+        trail.append(conn, actor, "inventory_change", "host",
+                     f"{summary['site']}/{summary['host']}", old=old, new=values, where=where)
+    return int(found.id)
 
 
 def _finding_rows(scan_log_id: int, host_id: int, log: dict[str, Any]) -> list[dict[str, Any]]:
@@ -146,7 +168,7 @@ def _asset_row(scan_log_id: int, host_id: int, log: dict[str, Any]) -> dict[str,
         return None
     os_info = asset.get("os") if isinstance(asset.get("os"), dict) else {}
     return {
-        "scan_log_id": scan_log_id, "host_id": host_id, "collected": str(log["finished"]),
+        "scan_log_id": scan_log_id, "host_id": host_id, "collected": normal_time(log["finished"]),
         "os_name": os_info.get("name") or os_info.get("pretty_name"),
         "os_version": os_info.get("version") or os_info.get("release"),
         "data": json.dumps(asset, sort_keys=True),
@@ -179,7 +201,8 @@ def store_log(
             )
         return Ingested(int(existing.id), summary["scan_id"], summary["host"], created=False)
     now = utc_now()
-    host_id = _host_id(conn, log, summary, now)
+    where = where or here(summary["site"])
+    host_id = _host_id(conn, log, summary, now, actor, where)
     scan_log_id = int(conn.execute(
         insert(logs).values(sha256=sha256, host_id=host_id, source=source, stored_at=now,
                             body=zlib.compress(data, 6), **summary)
@@ -197,7 +220,6 @@ def store_log(
         insert(schema.inspection_records).values(scan_log_id=scan_log_id, host_id=host_id,
                                                  created=now)
     )
-    where = where or here(summary["site"])
     trail.append(
         conn, actor, "scan_log_store", "scan_log", summary["scan_id"],
         new={"sha256": sha256, "host": summary["host"], "source": source,

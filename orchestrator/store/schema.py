@@ -192,6 +192,20 @@ signatures = Table(
 )
 Index("ix_signatures_record", signatures.c.record_type, signatures.c.record_id)
 
+# `plantsweep login`: the store keeps only the SHA-256 of a session's random token (the token
+# itself is in the user's 0600 session file, see orchestrator/users/sessions.py).
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created", String(32), nullable=False),
+    Column("expires", String(32), nullable=False),
+    Column("ended", String(32)),  # logout, deactivation
+    Column("controller", String(255), nullable=False),
+)
+
 audit_entries = Table(
     "audit_entries",
     metadata,

@@ -54,6 +54,7 @@ class ScanRequest:
     detection: DetectionOptions = field(default_factory=DetectionOptions)
     action: str = "log-only"  # or quarantine (never on mission-critical hosts)
     store: str | None = None  # the central store's URL (None: $PLANTSWEEP_STORE or the default)
+    store_kind: str = "scan"  # how the store records the run (the site gate: "checkpoint")
 
 
 def exit_code(results: list[HostResult], interrupted: bool = False) -> int:
@@ -182,5 +183,5 @@ def run_scan(request: ScanRequest, console: Console | None = None) -> int:
     if outcome.interrupted:
         err.print(f"interrupted: {len(jobs) - len(results)} host(s) not scanned")
     err.print(f"logs: {run.path}")
-    store_run(run.path, "scan", request.store, err)
+    store_run(run.path, request.store_kind, request.store, err)
     return code

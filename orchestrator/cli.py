@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from orchestrator import __version__, exit_codes
+from orchestrator.checkpoint.cli import add_parser as add_checkpoint_parser
 from orchestrator.detection import add_detection_args
 from orchestrator.detection import from_args as detection_from_args
 from orchestrator.errors import PlantsweepError, UsageError
@@ -267,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_quarantine_parser(sub, _add_inventory_args, _Parser)
     add_kit_parsers(sub, _Parser)
     add_store_parsers(sub, _add_inventory_args, _Parser)
+    add_checkpoint_parser(sub, _add_inventory_args, _Parser)
 
     clean = sub.add_parser(
         "cleanup", help="remove temp dirs a crashed or killed run left on hosts (from its journal)"
@@ -342,6 +344,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from orchestrator.kit.cli import kit_command
 
         return kit_command(args)
+    if args.command == "checkpoint":
+        from orchestrator.checkpoint.cli import checkpoint_command
+
+        return checkpoint_command(args)
     if args.command in ("logs", "status"):
         from orchestrator.store.cli import logs_command, status_command
 

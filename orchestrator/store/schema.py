@@ -101,6 +101,7 @@ scan_logs = Table(
 )
 Index("ix_scan_logs_host_finished", scan_logs.c.host_id, scan_logs.c.finished)
 Index("ix_scan_logs_finished", scan_logs.c.finished)
+Index("ix_scan_logs_host_name", scan_logs.c.host, scan_logs.c.finished)
 Index("ix_scan_logs_site_line", scan_logs.c.site, scan_logs.c.line, scan_logs.c.finished)
 Index("ix_scan_logs_rank", scan_logs.c.max_rank, scan_logs.c.finished)
 

@@ -19,13 +19,17 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from orchestrator import __version__, exit_codes
+from orchestrator.audit.cli import add_parser as add_audit_parser
 from orchestrator.checkpoint.cli import add_parser as add_checkpoint_parser
 from orchestrator.detection import add_detection_args
 from orchestrator.detection import from_args as detection_from_args
 from orchestrator.errors import PlantsweepError, UsageError
+from orchestrator.inspection.cli import add_parsers as add_inspection_parsers
 from orchestrator.kit.cli import add_parsers as add_kit_parsers
 from orchestrator.quarantine.cli import add_parser as add_quarantine_parser
 from orchestrator.store.cli import add_parsers as add_store_parsers
+from orchestrator.users.cli import COMMANDS as USER_COMMANDS
+from orchestrator.users.cli import add_parsers as add_user_parsers
 
 if TYPE_CHECKING:
     from orchestrator.connections import Timeouts
@@ -269,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_kit_parsers(sub, _Parser)
     add_store_parsers(sub, _add_inventory_args, _Parser)
     add_checkpoint_parser(sub, _add_inventory_args, _Parser)
+    add_user_parsers(sub, _Parser)
+    add_audit_parser(sub, _Parser)
+    add_inspection_parsers(sub, _Parser)
 
     clean = sub.add_parser(
         "cleanup", help="remove temp dirs a crashed or killed run left on hosts (from its journal)"
@@ -302,7 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return _dispatch(args)
+        code = _dispatch(args)
+        if args.command in STORE_COMMANDS:
+            _checkpoint_trail(args)
+        return code
     except PlantsweepError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -318,6 +328,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return exit_codes.INTERNAL
+
+
+# Commands that write to the store (and so to its audit trail).
+STORE_COMMANDS = frozenset(
+    {"scan", "run", "logs", "status", "checkpoint", "user", "login", "logout", "inspect", "audit"}
+)
+
+
+def _checkpoint_trail(args: argparse.Namespace) -> None:
+    """A signed checkpoint of the audit trail when one is due (every 100 entries, and the
+    first), so a later edit or truncation is caught by `audit verify`."""
+    from orchestrator.audit.checkpoint import checkpoint_if_due
+    from orchestrator.store import open_store
+    from orchestrator.users.sessions import current_actor
+
+    try:
+        store = open_store(args.store)
+        try:
+            checkpoint_if_due(store, actor=current_actor(store))
+        finally:
+            store.dispose()
+    except PlantsweepError as exc:
+        print(f"WARNING: no audit checkpoint made now: {exc}", file=sys.stderr)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -344,6 +377,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         from orchestrator.kit.cli import kit_command
 
         return kit_command(args)
+    if args.command in USER_COMMANDS:
+        from orchestrator.users.cli import command as user_command
+
+        return user_command(args)
+    if args.command == "audit":
+        from orchestrator.audit.cli import audit_command
+
+        return audit_command(args)
+    if args.command == "inspect":
+        from orchestrator.inspection.cli import command as inspection_command
+
+        return inspection_command(args)
     if args.command == "checkpoint":
         from orchestrator.checkpoint.cli import checkpoint_command
 

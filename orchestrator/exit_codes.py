@@ -6,6 +6,7 @@ OK = 0
 FINDINGS = 1
 HOST_FAILED = 2
 USAGE = 4
+AUDIT_FAILED = 8  # `audit verify` (and `inspect verify`) found the trail or a record altered
 INTERRUPTED = 130
 INTERNAL = 250
 

@@ -50,12 +50,11 @@ class CheckpointError(PlantsweepError):
 
 
 def _actor(store: Store) -> Actor:
-    """Who acts: the logged-in store user, else the OS account."""
-    try:
-        from orchestrator.users.sessions import current_actor
-    except ImportError:  # TODO(lead): orchestrator/users not there yet
-        return os_actor()
-    return current_actor(store)
+    """Who acts: the logged-in store user (else the OS account where the store allows it),
+    with the permission to work the gate."""
+    from orchestrator.users.sessions import acting
+
+    return acting(store, "checkpoint")
 
 
 def _parse_time(text: str) -> datetime:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from orchestrator.audit.identity import Actor, os_actor
+from orchestrator.audit.identity import Actor
 from orchestrator.errors import PlantsweepError
 from orchestrator.store.database import Store, open_store, redacted
 
@@ -19,10 +19,8 @@ from orchestrator.store.database import Store, open_store, redacted
 def acting_user(store: Store) -> Actor:
     """Who the store records as acting: the logged-in user, else the OS account (where the
     store allows that)."""
-    try:
-        from orchestrator.users.sessions import current_actor
-    except ImportError:  # TODO(lead): remove when orchestrator/users lands
-        return os_actor()
+    from orchestrator.users.sessions import current_actor
+
     return current_actor(store)
 
 

@@ -90,9 +90,11 @@ def logs_command(args: argparse.Namespace) -> int:
     if args.logs_command == "import":
         return _import(args)
     from orchestrator.store import open_store
+    from orchestrator.users.sessions import acting
 
     store = open_store(getattr(args, "store", None))
     try:
+        acting(store, "view")
         if args.logs_command == "list":
             return _list(store, args)
         return _show(store, args)
@@ -103,8 +105,8 @@ def logs_command(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from orchestrator.logs_import import ImportOptions, find_kit_or_none, import_logs
     from orchestrator.store import open_store
-    from orchestrator.store.after_run import acting_user
     from orchestrator.store.files_import import import_paths
+    from orchestrator.users.sessions import acting
 
     code = exit_codes.OK
     plain: list[Path] = []
@@ -123,7 +125,7 @@ def _import(args: argparse.Namespace) -> int:
     if plain:
         store = open_store(getattr(args, "store", None))
         try:
-            code |= import_paths(store, plain, acting_user(store))
+            code |= import_paths(store, plain, acting(store, "import"))
         finally:
             store.dispose()
     return code
@@ -194,14 +196,15 @@ def _show(store: Any, args: argparse.Namespace) -> int:
 def status_command(args: argparse.Namespace) -> int:
     from orchestrator.store import open_store
     from orchestrator.store.queries import age_text, status
+    from orchestrator.users.sessions import acting
 
     store = open_store(getattr(args, "store", None))
     try:
+        actor = acting(store, "view")
         if args.inventory:
-            from orchestrator.store.after_run import acting_user
             from orchestrator.store.hosts import register_inventory_hosts
 
-            register_inventory_hosts(store, args.inventory, acting_user(store))
+            register_inventory_hosts(store, args.inventory, actor)
         with store.connect() as conn:
             lines = status(conn, overdue_days=args.overdue, min_level=args.level)
     finally:

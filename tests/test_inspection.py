@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -310,7 +309,6 @@ def test_clean_record_says_no_findings(store: Any) -> None:
     assert "No findings." in html and "Not signed." in html and "hmi-line1" in html
 
 
-@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
 def test_pdf_render_holds_the_record_and_is_audited(
         store: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # not /tmp: a stray timeit.py there breaks fontTools

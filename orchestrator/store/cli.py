@@ -120,6 +120,11 @@ def _import(args: argparse.Namespace) -> int:
                 min_level=args.min_level, store=getattr(args, "store", None),
             )
             code |= import_logs(path, options)
+        elif path.is_dir() and next(path.rglob("*.json"), None) is None:
+            raise UsageError(
+                "no plantsweep kit here (no kit.json in it or in plantsweep-kit/), and no run "
+                "folder or scan log (.json) to import", path=raw,
+            )
         else:
             plain.append(path)
     if plain:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, insert, or_, select
 
 from orchestrator.audit import trail
 from orchestrator.audit.identity import Actor, Where, here
@@ -27,6 +27,7 @@ from orchestrator.errors import PlantsweepError
 from orchestrator.results import utc_now
 from orchestrator.store import schema
 from orchestrator.store.database import Store
+from orchestrator.store.hosts import upsert_host
 
 LEVELS = ("info", "notice", "warning", "alert")
 
@@ -105,9 +106,8 @@ def _summary(log: dict[str, Any]) -> dict[str, Any]:
 
 def _host_id(conn: Connection, log: dict[str, Any], summary: dict[str, Any], now: str,
              actor: Actor, where: Where) -> int:
-    """The host's row, created on its first log; a changed place (area, line, ...) in the
-    inventory the log carries is recorded, and audited as an inventory change."""
-    hosts = schema.hosts
+    """The host's row, created on its first log; a changed place in the inventory variables
+    the log carries is recorded and audited (store/hosts.py)."""
     inventory = log.get("inventory") or {}
     values = {
         "area": summary["area"],
@@ -115,21 +115,9 @@ def _host_id(conn: Connection, log: dict[str, Any], summary: dict[str, Any], now
         "cell": str(inventory.get("cell") or ""),
         "criticality": str(inventory.get("criticality") or ""),
     }
-    found = conn.execute(
-        select(hosts.c.id, *(hosts.c[k] for k in values))
-        .where(hosts.c.site == summary["site"], hosts.c.name == summary["host"])
-    ).first()
-    if found is None:
-        return int(conn.execute(
-            insert(hosts).values(site=summary["site"], name=summary["host"], first_seen=now,
-                                 last_seen=now, **values)
-        ).inserted_primary_key[0])
-    old = {k: getattr(found, k) for k in values}
-    conn.execute(update(hosts).where(hosts.c.id == found.id).values(last_seen=now, **values))
-    if old != values:
-        trail.append(conn, actor, "inventory_change", "host",
-                     f"{summary['site']}/{summary['host']}", old=old, new=values, where=where)
-    return int(found.id)
+    host_id, _ = upsert_host(conn, actor, where, summary["site"], summary["host"], values, now,
+                             seen=True)
+    return host_id
 
 
 def _finding_rows(scan_log_id: int, host_id: int, log: dict[str, Any]) -> list[dict[str, Any]]:

@@ -445,6 +445,18 @@ def test_remove_and_rmtree_leave_nothing_behind(
 # -- sessions -----------------------------------------------------------------------
 
 
+def test_parallel_transfers_are_served_by_separate_smbd_processes(
+    win: SambaHost, connect: Callable[..., SMBTransfer]
+):
+    # With one shared client GUID, Samba hands the second connection to the first one's
+    # smbd (multichannel connection passing); a connect racing that process's exit hung.
+    connect()
+    connect(username=win.other_user, password=win.other_password, share=DATA_SHARE)
+    pids = {line.split()[0] for line in smbstatus(win)}
+    assert len(smbstatus(win)) == 2
+    assert len(pids) == 2, smbstatus(win)
+
+
 def test_parallel_transfers_use_private_caches_and_close_logs_off(win: SambaHost, tmp_path: Path):
     src = tmp_path / "s.bin"
     src.write_bytes(os.urandom(2 * MiB))
@@ -470,7 +482,8 @@ def test_parallel_transfers_use_private_caches_and_close_logs_off(win: SambaHost
     for th in threads:
         th.start()
     for th in threads:
-        th.join(30)
+        th.join(60)
+    assert not any(th.is_alive() for th in threads)
     assert not errors, errors
     assert smbclient._pool._SMB_CONNECTIONS == {}  # the process-global cache stayed unused
     assert all(not t.is_open for t in transfers)

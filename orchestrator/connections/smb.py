@@ -23,6 +23,7 @@ import socket
 import tempfile
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -290,9 +291,11 @@ class SMBTransfer:
         # smbprotocol would build the Connection inside register_session; building it here
         # first lets "auto" see whether the server offers encryption before the logon, and
         # lets us tell a closed port from a failed logon.
-        conn = Connection(
-            smbclient.ClientConfig().client_guid, self.server, self.port, require_signing=True
-        )
+        # A client GUID of its own: Samba (multichannel, default since 4.15) hands every
+        # connection with an already-known GUID over to the smbd process that owns it, so
+        # parallel transfers sharing smbclient's global GUID were served by one process and
+        # a new connect could hang while that process was ending.
+        conn = Connection(uuid.uuid4(), self.server, self.port, require_signing=True)
         try:
             with self._guard("connect", self.connect_timeout, conn) as dog:
                 try:

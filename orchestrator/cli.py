@@ -332,7 +332,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # Commands that write to the store (and so to its audit trail).
 STORE_COMMANDS = frozenset(
-    {"scan", "run", "logs", "status", "checkpoint", "user", "login", "logout", "inspect", "audit"}
+    {
+        "scan",
+        "run",
+        "logs",
+        "status",
+        "checkpoint",
+        "user",
+        "login",
+        "logout",
+        "inspect",
+        "audit",
+        "quarantine",
+        "patterns",
+        "cleanup",
+    }
 )
 
 
@@ -454,6 +468,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             for host in hosts:
                 print(f"      {host.name}")
         return exit_codes.OK
+    if not args.check:  # a dry run changes nothing and stores nothing
+        _may(args, "run")
     password = getpass.getpass("SSH password: ") if args.ask_pass else None
     options = RunOptions(
         store=args.store,
@@ -519,12 +535,15 @@ def _timeouts(args: argparse.Namespace) -> Timeouts:
 
 
 def _cmd_cleanup(args: argparse.Namespace) -> int:
+    from orchestrator.audit import record
     from orchestrator.connections import SSHOptions, Timeouts
     from orchestrator.journal import journal_dir, run_journals
     from orchestrator.recovery import clean_leftovers
 
     directory = journal_dir()
     journals = run_journals(directory, args.run)
+    # Removing our own leftovers must not wait for the store: optional, audited if it answers.
+    actor = record.authorise(args.store, "run", optional=True)
     password = getpass.getpass("SSH password: ") if args.ask_pass else None
     outcomes = clean_leftovers(
         journals,
@@ -539,6 +558,19 @@ def _cmd_cleanup(args: argparse.Namespace) -> int:
     for o in outcomes:
         state = "removed" if o.removed else f"NOT REMOVED ({o.message})"
         print(f"{o.leftover.run_id} {o.leftover.target.name} {o.leftover.temp_dir}: {state}")
+        record.record(
+            args.store,
+            actor,
+            "cleanup",
+            "run",
+            o.leftover.run_id,
+            new={
+                "host": o.leftover.target.name,
+                "temp_dir": o.leftover.temp_dir,
+                "removed": o.removed,
+                "message": None if o.removed else o.message,
+            },
+        )
     failed = sum(not o.removed for o in outcomes)
     print(
         f"cleanup: {len(outcomes) - failed} removed, {failed} not removed "
@@ -562,6 +594,15 @@ def _cmd_wheels(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
+def _may(args: argparse.Namespace, permission: str) -> None:
+    """Refuse a scan or run the acting user's role does not allow (a store requiring login
+    refuses an anonymous one). A store that cannot be reached does not stop the work: the run
+    is kept on disk and stored later, as after_run says."""
+    from orchestrator.audit import record
+
+    record.authorise(args.store, permission, optional=True)
+
+
 def _cmd_scan(args: argparse.Namespace) -> int:
     from orchestrator.campaign import ScanRequest, run_scan
 
@@ -571,6 +612,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         raise UsageError("--type folders needs at least one --path")
     if args.path and args.scan_type != "folders":
         raise UsageError("--path is only used with --type folders")
+    _may(args, "scan")
     password = getpass.getpass("SSH password: ") if args.ask_pass else None
     request = ScanRequest(
         store=args.store,

@@ -72,8 +72,7 @@ def patterns_command(args: argparse.Namespace) -> int:
             m = bundles.verify_bundle(bundle, _trusted(args), current[0] if current else None)
             print(f"OK {m.name} version {m.version}, released {m.released}, expires {m.expires}")
         else:
-            path = bundles.import_bundle(bundle, store_dir(), _trusted(args))
-            print(f"installed {path}")
+            _import(args, bundle)
     elif verb == "list":
         for b in bundles.list_bundles(store_dir()):
             print(f"{b.name}\tversion {b.version}\t{b.path}")
@@ -83,6 +82,34 @@ def patterns_command(args: argparse.Namespace) -> int:
             raise UsageError(f"no bundle named {args.name!r} is installed in {store_dir()}")
         print((found[1] / "manifest.json").read_text(encoding="utf-8"))
     return 0
+
+
+def _import(args: argparse.Namespace, bundle: Path) -> None:
+    """Verify and install; refused before anything is installed if the trail cannot say who
+    imported which bundle."""
+    import hashlib
+    import json
+
+    from orchestrator.audit import record
+
+    actor = record.authorise(getattr(args, "store", None), "import")
+    path = bundles.import_bundle(bundle, store_dir(), _trusted(args))
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    record.record(
+        getattr(args, "store", None),
+        actor,
+        "patterns_import",
+        "pattern_bundle",
+        str(manifest.get("name")),
+        new={
+            "version": manifest.get("version"),
+            "released": manifest.get("released"),
+            "expires": manifest.get("expires"),
+            "bundle_sha256": hashlib.sha256(bundle.read_bytes()).hexdigest(),
+            "installed": str(path),
+        },
+    )
+    print(f"installed {path}")
 
 
 def _build(args: argparse.Namespace) -> None:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.store_logs import audit_entries
+
 
 def ps(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PLANTSWEEP_HOME=str(home))
@@ -76,6 +78,14 @@ def test_scan_with_an_installed_bundle_records_it_and_refuses_tampering(tmp_path
              "--version", "3", "--expires", "2099-01-01", "--out", str(bundle)]  # fmt: skip
     assert main(build) == 0
     assert main(["patterns", "import", str(bundle)]) == 0
+    imported = audit_entries("patterns_import")  # who installed which bundle, in the trail
+    assert [(e["what"]["object_id"], e["what"]["new"]["version"]) for e in imported] == [
+        ("site", 3)
+    ]
+    assert (
+        imported[0]["what"]["new"]["bundle_sha256"]
+        == hashlib.sha256(bundle.read_bytes()).hexdigest()
+    )
 
     stick = tmp_path / "stick"
     stick.mkdir()

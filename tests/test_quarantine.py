@@ -29,6 +29,7 @@ from orchestrator.quarantine.remote import (
 from orchestrator.quarantine.vault import FileFacts, Vault, VaultError
 from orchestrator.session import HostSession
 from tests.harness import files as planted
+from tests.store_logs import audit_entries
 
 # -- the vault ---------------------------------------------------------------------------
 
@@ -216,6 +217,9 @@ def _no_leftovers(host) -> None:
     assert [n for n in host.listdir(Q_DIR) if n.startswith(RESTORE_PREFIX)] == []
 
 
+WHY = ("--reason", "false positive")
+
+
 def _quarantine_list(capsys) -> list[dict]:
     capsys.readouterr()
     assert main(["quarantine", "list", "--json"]) == 0
@@ -283,7 +287,7 @@ def test_quarantine_then_restore_gives_back_the_identical_file(
     assert planted.HASH_IOC_CONTENT not in blob.read_bytes()
 
     # Restore: byte for byte, with mode (set-id bit too), owner, mtime and atime.
-    assert main(["quarantine", "restore", tool["id"], "-i", str(inventory)]) == 0
+    assert main(["quarantine", "restore", tool["id"], "-i", str(inventory), *WHY]) == 0
     assert standard.path(TOOL).stat().st_atime_ns == ATIME_NS  # before reading it below
     assert _fingerprint(standard, TOOL) == before[standard.name][TOOL]
     assert f"restored {tool['id']}" in capsys.readouterr().out
@@ -291,21 +295,30 @@ def test_quarantine_then_restore_gives_back_the_identical_file(
     assert restored["restored_at"] and restored["restored_by"]
     log = run.log(standard.name)
     assert [a["result"] for a in log["actions"] if a["path"] == TOOL] == ["quarantined", "restored"]
+    audited = audit_entries("restore")[-1]  # the trail says who restored what, and why
+    assert audited["what"]["object_id"] == tool["id"] and audited["why"] == WHY[1]
+    assert audited["what"]["new"]["sha256"] == tool["sha256"]
+    assert audited["what"]["new"]["host"] == standard.name
 
     # Restoring twice needs --force; a file now at the path is never silently replaced.
-    assert main(["quarantine", "restore", tool["id"], "-i", str(inventory)]) == 4
+    assert main(["quarantine", "restore", tool["id"], "-i", str(inventory), *WHY]) == 4
     assert "already restored" in capsys.readouterr().err
     eicar_id = entries[EICAR]["id"]
     fleet.plant_files(standard.name, {EICAR: b"a new file at the same path\n"})
-    assert main(["quarantine", "restore", eicar_id, "-i", str(inventory)]) == 2
+    assert main(["quarantine", "restore", eicar_id, "-i", str(inventory), *WHY]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ERROR: ") and "already exists" in err and "Traceback" not in err
     assert standard.path(EICAR).read_bytes() == b"a new file at the same path\n"
-    assert main(["quarantine", "restore", eicar_id, "-i", str(inventory), "--force"]) == 0
+    assert main(["quarantine", "restore", eicar_id, "-i", str(inventory), *WHY, "--force"]) == 0
     assert _fingerprint(standard, EICAR) == before[standard.name][EICAR]
 
-    assert main(["quarantine", "restore", "nosuchid", "-i", str(inventory)]) == 4
+    assert main(["quarantine", "restore", "nosuchid", "-i", str(inventory), *WHY]) == 4
     assert "no quarantined file with id 'nosuchid'" in capsys.readouterr().err
+    # A restore without a reason is refused before any host is touched.
+    assert main(["quarantine", "restore", eicar_id, "-i", str(inventory), "--force"]) == 4
+    assert "--reason" in capsys.readouterr().err
+    restored_ids = [e["what"]["object_id"] for e in audit_entries("restore")]
+    assert restored_ids.count(eicar_id) == 1  # the forced restore; the failed one is not there
     for host in fleet:
         _no_leftovers(host)
 
@@ -424,5 +437,5 @@ def test_a_finding_inside_a_zip_quarantines_the_zip(make_fleet, tmp_path, monkey
     assert not host.path(zip_path).exists()
     (entry,) = _quarantine_list(capsys)
     assert entry["sha256"] == zip_sha and entry["size"] == len(buffer.getvalue())
-    assert main(["quarantine", "restore", entry["id"], "-i", str(inventory)]) == 0
+    assert main(["quarantine", "restore", entry["id"], "-i", str(inventory), *WHY]) == 0
     assert host.path(zip_path).read_bytes() == buffer.getvalue()

@@ -23,6 +23,7 @@ from orchestrator.errors import StepFailed
 from orchestrator.journal import Journal, leftovers
 from orchestrator.session import HostSession
 from tests.harness import PLANTOPS_PASSWORD, PLANTOPS_USER
+from tests.store_logs import audit_entries
 
 
 def _inventory(fleet, tmp_path: Path) -> Path:
@@ -374,6 +375,9 @@ def test_a_killed_run_leaves_temp_dirs_that_cleanup_removes(make_fleet, tmp_path
     for host in fleet:
         assert _temp_dirs(host) == []
         assert _pids_mentioning(f"/tmp/{left[host.name][0]}", also=b"") == []
+    cleaned = audit_entries("cleanup", f"sqlite:///{tmp_path / 'home' / 'store.sqlite'}")
+    assert sorted(e["what"]["new"]["host"] for e in cleaned) == sorted(h.name for h in fleet)
+    assert all(e["what"]["object_id"] == run_id and e["what"]["new"]["removed"] for e in cleaned)
     again = subprocess.run(
         [sys.executable, "-m", "orchestrator", "cleanup", "--all"],
         capture_output=True,

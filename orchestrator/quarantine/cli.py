@@ -1,7 +1,10 @@
 """`plantsweep quarantine list|restore`: the command line over the vault.
 
 plantsweep quarantine list [--host H] [--json]
-plantsweep quarantine restore ID -i INVENTORY [--force]
+plantsweep quarantine restore ID -i INVENTORY --reason WHY [--force]
+
+A restore needs the reviewer role and a reason; it is refused before any host is touched if
+the audit trail cannot record it, and its entry names the file, host and hash.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ def add_parser(
         "--force",
         action="store_true",
         help="replace whatever is at the path now; restore an entry already restored",
+    )
+    restore.add_argument(
+        "--reason", required=True, help="why the file goes back (kept in the audit trail)"
     )
     restore.add_argument("--known-hosts", metavar="FILE", help="known_hosts (~/.ssh/known_hosts)")
     restore.add_argument("-k", "--ask-pass", action="store_true", help="prompt for the password")
@@ -94,6 +100,7 @@ def _list(vault: Vault, host: str | None, as_json: bool) -> int:
 
 
 def _restore(vault: Vault, args: argparse.Namespace, extra_vars: dict[str, Any]) -> int:
+    from orchestrator.audit import record as audit_record
     from orchestrator.connections import SSHOptions, Timeouts, make_connection
     from orchestrator.errors import HostPatternError
     from orchestrator.inventory import load_inventory
@@ -110,6 +117,9 @@ def _restore(vault: Vault, args: argparse.Namespace, extra_vars: dict[str, Any])
             f"{entry.id} was already restored to {entry.host}:{entry.path} at "
             f"{entry.restored_at}; pass --force to restore it again"
         )
+    if not args.reason.strip():
+        raise UsageError("a reason is required to restore a quarantined file (--reason)")
+    actor = audit_record.authorise(args.store, "restore")
     inventory = load_inventory(args.inventory, extra_vars=extra_vars)
     try:
         hostvars = inventory.host_vars(entry.host)
@@ -144,6 +154,22 @@ def _restore(vault: Vault, args: argparse.Namespace, extra_vars: dict[str, Any])
     notes = [*entry.notes, *answer.get("notes", [])]
     vault.update(entry.id, restored_at=now, restored_by=controller_user(), notes=notes)
     logged = _record_in_log(entry, now, answer)
+    audit_record.record(
+        args.store,
+        actor,
+        "restore",
+        "quarantine",
+        entry.id,
+        old={"state": entry.state, "restored_at": entry.restored_at},
+        new={
+            "host": entry.host,
+            "path": entry.path,
+            "sha256": entry.sha256,
+            "restored_at": now,
+            "forced": bool(args.force),
+        },
+        reason=args.reason,
+    )
     print(
         f"restored {entry.id} to {entry.host}:{entry.path} ({answer['size']} bytes, mode "
         f"{answer['mode']:04o}, owner {answer['uid']}:{answer['gid']}, mtime "

@@ -12,8 +12,13 @@ always with a timeout, stdin closed, ``LC_ALL=C``. A missing or failing tool is 
   as ``192.0.2.2/24`` and ``fe80::1/64``) from ``ip -o addr show`` when ``ip`` exists, else
   IPv6 from ``/proc/net/if_inet6`` and the primary IPv4 per interface from the
   SIOCGIFADDR/SIOCGIFNETMASK ioctls (``addresses_source`` says which).
-- Packages: ``dpkg-query`` (installed packages only), else ``rpm -qa``, else Alpine's
-  ``/lib/apk/db/installed``. Windows: not collected yet (``packages.reason`` says so).
+- Packages: ``/var/lib/dpkg/status`` read directly (with the Source package and install
+  dates from ``/var/lib/dpkg/info/*.list``), else ``dpkg-query``, else ``rpm -qa``, else
+  Alpine's ``/lib/apk/db/installed``.
+- hardware, network, users, groups, services, autostart, usb_devices: one ``asset_*`` module
+  each; patches on Linux are the package versions. Windows: ``asset_windows`` fills the same
+  sections. Each collector is guarded: a failure becomes the section's ``reason`` and one
+  ``asset.errors`` entry. Field by field: docs/asset-schema.md.
 """
 
 import contextlib
@@ -21,57 +26,33 @@ import os
 import platform
 import socket
 import struct
-import subprocess
 import sys
 import threading
+import time
 
+from agentless_scanner import (
+    asset_accounts,
+    asset_hardware,
+    asset_network,
+    asset_packages,
+    asset_services,
+    asset_usb,
+)
+
+# Re-exported: callers and tests use asset.run_tool / asset.read_text / asset.find_tool.
+from agentless_scanner.asset_common import (  # noqa: F401
+    COMMAND_TIMEOUT_S,
+    TOOL_DIRS,
+    find_tool,
+    guarded,
+    read_text,
+    run_tool,
+    section,
+    unreadable,
+)
 from agentless_scanner.timeutil import iso_utc
 
-COMMAND_TIMEOUT_S = 120
 FQDN_TIMEOUT_S = 5
-TOOL_DIRS = ("/usr/bin", "/bin", "/usr/sbin", "/sbin")
-
-
-def find_tool(name, dirs=TOOL_DIRS):
-    for directory in dirs:
-        path = os.path.join(directory, name)
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
-
-
-def run_tool(argv, timeout=COMMAND_TIMEOUT_S):
-    """Run a command; return (stdout text, None) or (None, error message)."""
-    env = {"LC_ALL": "C", "LANG": "C", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
-    try:
-        proc = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            timeout=timeout,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        return None, "%s timed out after %ss" % (argv[0], timeout)
-    except OSError as exc:
-        return None, "%s could not run: %s" % (argv[0], exc)
-    if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        return None, "%s exited with %d%s" % (
-            argv[0],
-            proc.returncode,
-            (": " + err[-1][:200]) if err else "",
-        )
-    return proc.stdout.decode("utf-8", "replace"), None
-
-
-def read_text(path, limit=1 << 20):
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(limit).decode("utf-8", "replace")
-    except OSError:
-        return None
 
 
 def parse_os_release(text):
@@ -97,6 +78,12 @@ def os_info():
         "kernel": None,
         "kernel_version": None,
         "source": None,
+        "family": "windows" if sys.platform == "win32" else sys.platform.rstrip("0123456789"),
+        "version_id": None,
+        "codename": None,
+        "install_date": None,
+        "install_date_source": None,
+        "last_boot": None,
     }
     for path in ("/etc/os-release", "/usr/lib/os-release"):
         text = read_text(path)
@@ -109,6 +96,8 @@ def os_info():
                     "id": rel.get("ID"),
                     "pretty_name": rel.get("PRETTY_NAME"),
                     "source": path,
+                    "version_id": rel.get("VERSION_ID"),
+                    "codename": rel.get("VERSION_CODENAME") or rel.get("UBUNTU_CODENAME"),
                 }
             )
             break
@@ -130,6 +119,50 @@ def os_info():
     info["kernel"] = uname.release
     info["kernel_version"] = uname.version
     return info
+
+
+INSTALLER_LOG_DIRS = ("/var/log/installer", "/var/log/anaconda")
+EARLIEST_INSTALL = 946684800  # 2000-01-01
+
+
+def _earliest_mtime(folder):
+    times = []
+    for name in os.listdir(folder):
+        with contextlib.suppress(OSError):
+            times.append(os.lstat(os.path.join(folder, name)).st_mtime)
+    return min(times) if times else None
+
+
+def _dpkg_log_start(log_dir="/var/log"):
+    """Time of the first line of the oldest dpkg.log* still kept (rotation loses older ones)."""
+    import gzip
+
+    names = [n for n in os.listdir(log_dir) if n.startswith("dpkg.log")]
+    for name in sorted(names, key=lambda n: os.path.getmtime(os.path.join(log_dir, n))):
+        path = os.path.join(log_dir, name)
+        try:
+            opener = gzip.open if name.endswith(".gz") else open
+            with opener(path, "rb") as fh:
+                first = fh.readline(200).decode("ascii", "replace")
+            return time.mktime(time.strptime(first[:19], "%Y-%m-%d %H:%M:%S"))
+        except (OSError, EOFError, ValueError, OverflowError):
+            continue
+    return None
+
+
+def install_date(installer_dirs=INSTALLER_LOG_DIRS, lost_found="/lost+found", log_dir="/var/log"):
+    """(RFC 3339 UTC, source) of the OS installation, best source first: the installer's own
+    logs, the root file system's lost+found (made by mkfs), the oldest kept dpkg log."""
+    candidates = [(lambda f=f: _earliest_mtime(f), f) for f in installer_dirs]
+    candidates.append((lambda: os.lstat(lost_found).st_ctime, lost_found + " (ctime)"))
+    candidates.append((lambda: _dpkg_log_start(log_dir), log_dir + "/dpkg.log* (oldest kept)"))
+    for read, source in candidates:
+        with contextlib.suppress(OSError):
+            found = read()
+            # Images built with zeroed or future times say nothing about the installation.
+            if found is not None and EARLIEST_INSTALL <= found <= time.time() + 86400:
+                return iso_utc(int(found)), source
+    return None, None
 
 
 def _fqdn(hostname):
@@ -307,17 +340,27 @@ def windows_addresses(hostname):
 
 # -- packages ---------------------------------------------------------------------------
 
-DPKG_FORMAT = "${Package}\\t${Version}\\t${Architecture}\\t${Status}\\n"
-RPM_FORMAT = "%{NAME}\\t%{EPOCH}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\n"
+DPKG_FORMAT = (
+    "${Package}\\t${Version}\\t${Architecture}\\t${Status}\\t${source:Package}\\t${Maintainer}\\n"
+)
+RPM_FORMAT = (
+    "%{NAME}\\t%{EPOCH}:%{VERSION}-%{RELEASE}\\t%{ARCH}"
+    "\\t%{VENDOR}\\t%{INSTALLTIME}\\t%{SOURCERPM}\\n"
+)
 
 
 def parse_dpkg(text):
+    """``dpkg-query -W`` lines; the source/maintainer columns are used when present."""
     items = []
     for line in text.splitlines():
         parts = line.split("\t")
         if len(parts) < 4 or not parts[3].endswith(" installed"):
             continue
-        items.append({"name": parts[0], "version": parts[1], "arch": parts[2]})
+        item = {"name": parts[0], "version": parts[1], "arch": parts[2]}
+        if len(parts) >= 6:
+            item["source"] = parts[4] or parts[0]
+            item["vendor"] = parts[5] or None
+        items.append(item)
     return items
 
 
@@ -330,8 +373,14 @@ def parse_rpm(text):
         version = parts[1]
         if version.startswith("(none):"):
             version = version[len("(none):") :]
-        items.append({"name": parts[0], "version": version, "arch": parts[2]})
+        item = {"name": parts[0], "version": version, "arch": parts[2]}
+        if len(parts) >= 6:
+            item.update(asset_packages.rpm_details(parts))
+        items.append(item)
     return items
+
+
+APK_KEYS = {"P": "name", "V": "version", "A": "arch", "o": "source", "m": "vendor"}
 
 
 def parse_apk(text):
@@ -340,59 +389,131 @@ def parse_apk(text):
     for line in text.splitlines() + [""]:
         if not line.strip():
             if current.get("name"):
-                items.append(
-                    {
-                        "name": current["name"],
-                        "version": current.get("version"),
-                        "arch": current.get("arch"),
-                    }
-                )
+                item = {k: current.get(k) for k in ("name", "version", "arch")}
+                item.update({k: current[k] for k in ("source", "vendor") if k in current})
+                items.append(item)
             current = {}
             continue
         key, _, value = line.partition(":")
-        if key == "P":
-            current["name"] = value
-        elif key == "V":
-            current["version"] = value
-        elif key == "A":
-            current["arch"] = value
+        if key in APK_KEYS:
+            current[APK_KEYS[key]] = value
     return items
 
 
+def default_package_tools():
+    status = asset_packages.DPKG_STATUS
+    return {
+        "dpkg-status": status if os.path.isfile(status) else None,
+        "dpkg-query": find_tool("dpkg-query"),
+        "rpm": find_tool("rpm"),
+    }
+
+
 def packages(tools=None):
-    """{manager, count, items, reason}. ``tools`` overrides tool lookup (tests)."""
+    """{manager, count, items, source, reason}. ``tools`` overrides tool lookup (tests):
+    keys dpkg-status (path), dpkg-query, rpm, apk-db."""
     if sys.platform == "win32":
         return {
             "manager": None,
             "count": 0,
             "items": [],
+            "source": None,
             "reason": "package inventory on Windows is not implemented yet",
         }
-    tools = tools or {"dpkg-query": find_tool("dpkg-query"), "rpm": find_tool("rpm")}
+    tools = tools or default_package_tools()
     tried = []
+    # The status file first: it is what dpkg-query reads, and it has Source and Maintainer.
+    if tools.get("dpkg-status"):
+        text = read_text(tools["dpkg-status"], limit=256 << 20)
+        if text is None:
+            tried.append("cannot read %s" % tools["dpkg-status"])
+        else:
+            items = asset_packages.parse_dpkg_status(text)
+            if items:
+                info = os.path.join(os.path.dirname(tools["dpkg-status"]), "info")
+                asset_packages.dpkg_install_dates(items, info)
+                return _package_result("dpkg", items, tools["dpkg-status"])
     if tools.get("dpkg-query"):
         text, err = run_tool([tools["dpkg-query"], "-W", "-f=" + DPKG_FORMAT])
         if text is not None:
             items = parse_dpkg(text)
             if items or not tools.get("rpm"):
-                return _package_result("dpkg", items)
+                asset_packages.dpkg_install_dates(items)
+                return _package_result("dpkg", items, "dpkg-query")
         tried.append(err or "dpkg-query listed no installed packages")
     if tools.get("rpm"):
         text, err = run_tool([tools["rpm"], "-qa", "--qf", RPM_FORMAT])
         if text is not None:
-            return _package_result("rpm", parse_rpm(text))
+            return _package_result("rpm", parse_rpm(text), "rpm -qa")
         tried.append(err)
     apk_db = tools.get("apk-db", "/lib/apk/db/installed")
     text = read_text(apk_db, limit=64 << 20)
     if text:
-        return _package_result("apk", parse_apk(text))
+        return _package_result("apk", parse_apk(text), apk_db)
     reason = "; ".join(t for t in tried if t) or "no package manager found (dpkg-query, rpm, apk)"
     return {"manager": None, "count": 0, "items": [], "reason": reason}
 
 
-def _package_result(manager, items):
+def _package_result(manager, items, source):
+    asset_packages.normalise(items)
     items.sort(key=lambda i: (i["name"], i.get("arch") or ""))
-    return {"manager": manager, "count": len(items), "items": items, "reason": None}
+    return {
+        "manager": manager,
+        "count": len(items),
+        "items": items,
+        "source": source,
+        "reason": None,
+    }
+
+
+LINUX_PATCHES_REASON = "Linux patch state is the package versions (see packages)"
+LIST_SECTIONS = ("patches", "users", "groups", "services", "autostart", "usb_devices")
+
+
+def linux_sections(errors):
+    """The sections beyond the basics, each collector guarded on its own."""
+    return {
+        "hardware": guarded(errors, "hardware", asset_hardware.collect, asset_hardware.empty),
+        "network": guarded(errors, "network", asset_network.collect, asset_network.empty),
+        # Not an error: on Linux the installed package versions are the patch state.
+        "patches": section([], None, LINUX_PATCHES_REASON),
+        "users": guarded(errors, "users", asset_accounts.users, unreadable),
+        "groups": guarded(errors, "groups", asset_accounts.groups, unreadable),
+        "services": guarded(errors, "services", asset_services.services, unreadable),
+        "autostart": guarded(errors, "autostart", asset_services.autostart, unreadable),
+        "usb_devices": guarded(errors, "usb_devices", asset_usb.usb_devices, unreadable),
+    }
+
+
+def windows_sections(result, errors):
+    """Merge what agentless_scanner.asset_windows collects (written separately)."""
+    try:
+        from agentless_scanner import asset_windows
+
+        sections = asset_windows.collect_sections(errors)
+    except Exception as exc:  # noqa: BLE001 - ImportError while it is missing, or its bugs
+        errors.append(
+            {
+                "kind": "internal-error",
+                "message": "Windows asset collection: %s: %s" % (type(exc).__name__, exc),
+            }
+        )
+        return
+    result["os"].update(sections.pop("os", {}))
+    result.update(sections)
+
+
+def _report_reasons(result, errors):
+    """An errors entry for every section that says it could not (fully) be read, unless
+    its collector already added one."""
+    reported = set(e["kind"] for e in errors)
+    for kind in ("hardware", "network") + LIST_SECTIONS:
+        part = result.get(kind)
+        if not isinstance(part, dict) or not part.get("reason") or kind in reported:
+            continue
+        if kind == "patches" and part["reason"] == LINUX_PATCHES_REASON:
+            continue
+        errors.append({"kind": kind, "message": part["reason"]})
 
 
 def collect():
@@ -414,14 +535,22 @@ def collect():
         "machine_id": machine_id(),
     }
     result.update(boot_info())
+    result["os"]["last_boot"] = result["boot_time"]
     if sys.platform == "win32":
         result["interfaces"] = windows_addresses(hostname)
         result["addresses_source"] = "resolver"
     else:
         result["interfaces"], result["addresses_source"], errs = interfaces()
         errors.extend(errs)
+        date, source = guarded(errors, "os", install_date, lambda _reason: (None, None))
+        result["os"]["install_date"], result["os"]["install_date_source"] = date, source
     result["packages"] = packages()
     if result["packages"]["reason"]:
         errors.append({"kind": "packages", "message": result["packages"]["reason"]})
+    if sys.platform == "win32":
+        windows_sections(result, errors)
+    else:
+        result.update(linux_sections(errors))
+    _report_reasons(result, errors)
     result["errors"] = errors
     return result

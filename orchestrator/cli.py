@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from orchestrator import __version__, exit_codes
+from orchestrator.assets.cli import add_parser as add_assets_parser
 from orchestrator.audit.cli import add_parser as add_audit_parser
 from orchestrator.checkpoint.cli import add_parser as add_checkpoint_parser
 from orchestrator.detection import add_detection_args
@@ -26,6 +27,7 @@ from orchestrator.detection import from_args as detection_from_args
 from orchestrator.errors import PlantsweepError, UsageError
 from orchestrator.inspection.cli import add_parsers as add_inspection_parsers
 from orchestrator.kit.cli import add_parsers as add_kit_parsers
+from orchestrator.knowledge.cli import add_parser as add_data_parser
 from orchestrator.quarantine.cli import add_parser as add_quarantine_parser
 from orchestrator.store.cli import add_parsers as add_store_parsers
 from orchestrator.users.cli import COMMANDS as USER_COMMANDS
@@ -269,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     show = psub.add_parser("show", help="the manifest of an installed bundle")
     show.add_argument("name")
 
+    add_data_parser(sub, _Parser)
+    add_assets_parser(sub, _Parser)
     add_quarantine_parser(sub, _add_inventory_args, _Parser)
     add_kit_parsers(sub, _Parser)
     add_store_parsers(sub, _add_inventory_args, _Parser)
@@ -346,6 +350,7 @@ STORE_COMMANDS = frozenset(
         "quarantine",
         "patterns",
         "cleanup",
+        "data",
     }
 )
 
@@ -382,6 +387,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from orchestrator.patterns_cli import patterns_command
 
         return patterns_command(args)
+    if args.command == "assets":
+        from orchestrator.assets.cli import assets_command
+
+        return assets_command(args)
+    if args.command == "data":
+        from orchestrator.knowledge.cli import data_command
+
+        return data_command(args)
     if args.command == "quarantine":
         from orchestrator.quarantine.cli import quarantine_command
 

@@ -86,8 +86,28 @@ def test_asset_inventory_playbook(plant, plant_inventory, tmp_path):
         report = (run_dir / "assets" / f"{host.name}.md").read_text()
         assert f"Asset record: {host.name}" in report and "Debian" in report
         assert host.address in report
+        # Assessed offline: Debian 12 is past its regular security support in the shipped data.
+        assert "- end of life: extended (end of security support 2026-07-11)" in report
+        assert "assessed with knowledge data 1 of 2026-08-21" in report
+        assert "tcp/22 (sshd)" in report
         assert not (run_dir / f"{host.name}.json").exists()  # no file scan
         assert temp_dirs(host) == []
+
+
+def test_asset_facts_carry_the_assessment_for_conditions(make_fleet, tmp_path):
+    fleet = make_fleet(1, plant=False)
+    inventory = fleet.write_inventory(tmp_path / "inv.yml")
+    playbook = tmp_path / "eol.yml"
+    playbook.write_text(
+        "- hosts: all\n  tasks:\n    - asset_info:\n"
+        "    - name: only on end-of-life hosts\n      command: echo eol\n"
+        "      when: asset.os.eol_status == 'eol'\n"
+        "    - assert:\n        that: \"asset.os.eol_status == 'extended'\"\n"
+        "    - assert:\n        that: \"asset.assessment.risk.level == 'medium'\"\n"
+    )
+    code, _, summary = run_playbook(tmp_path / "o", playbook, "-i", str(inventory))
+    assert code == 0, summary
+    assert summary["hosts"][0]["ok"] == 3 and summary["hosts"][0]["skipped"] == 1
 
 
 def test_check_mode_leaves_hosts_untouched(plant, plant_inventory, tmp_path, monkeypatch):

@@ -236,6 +236,21 @@ class Scan(Action):
         )
 
 
+def _assessed(asset: dict[str, Any], hostvars: dict[str, Any]) -> dict[str, Any]:
+    """The asset fact with its offline assessment folded in (`asset.os.eol_status`,
+    `asset.assessment.patch_level.missing_required`, ...), against the host's
+    `required_patches`."""
+    from orchestrator.assessment import assess
+    from orchestrator.assets.report import asset_facts
+    from orchestrator.knowledge import use_knowledge
+
+    required = hostvars.get("required_patches") or []
+    if isinstance(required, str):
+        required = [required]
+    assessment = assess(asset, use_knowledge(), [str(k).upper() for k in required])
+    return asset_facts(asset, assessment)
+
+
 class AssetInfo(Action):
     spec = ActionSpec(name="asset_info")
 
@@ -247,12 +262,17 @@ class AssetInfo(Action):
         asset = log.get("asset") or {}
         os_info = asset.get("os") or {}
         packages = (asset.get("packages") or {}).get("count", 0)
-        message = f"{os_info.get('pretty_name') or os_info.get('name')}, {packages} packages"
+        facts = _assessed(asset, ctx.hostvars)
+        eol = facts["os"]["eol_status"]
+        message = (
+            f"{os_info.get('pretty_name') or os_info.get('name')}, {packages} packages, "
+            f"end of life: {eol}, risk {facts['assessment']['risk'].get('level', 'unknown')}"
+        )
         return Outcome(
             "ok",
-            {"asset": asset, "log": str(path)},
+            {"asset": facts, "log": str(path)},
             message,
-            facts={"asset": asset},
+            facts={"asset": facts},
             diff=_diff(ctx, path, log, asset_diff),
         )
 

@@ -4,8 +4,10 @@
     build_bundle(src_dir, dest, secret_key, name, version, released, expires,
                  skip_broken=False) -> Path       (YARA rules compiled in; RuleCompileError)
     build_bundle_manifest(...) -> (Path, Manifest)
-    verify_bundle(bundle, trusted_keys, installed_version=None, today=None) -> Manifest
-    import_bundle(bundle, store_dir, trusted_keys, today=None) -> Path
+    build_files_bundle(contents, dest, secret_key, name, version, released, expires, kind)
+                                                  (ready-made files, e.g. kind "knowledge")
+    verify_bundle(bundle, trusted_keys, installed_version=None, today=None, kind="patterns")
+    import_bundle(bundle, store_dir, trusted_keys, today=None, kind="patterns") -> Path
     list_bundles(store_dir) -> list[InstalledBundle]; installed(store_dir, name)
 
 The bundle file layout is described in build.py, the store layout in store.py.
@@ -16,6 +18,7 @@ from orchestrator.bundles.build import (
     RuleCompileError,
     build_bundle,
     build_bundle_manifest,
+    build_files_bundle,
 )
 from orchestrator.bundles.errors import BundleError
 from orchestrator.bundles.keys import PublicKey, generate_keypair, load_public_key
@@ -33,6 +36,7 @@ __all__ = [
     "RuleCompileError",
     "build_bundle",
     "build_bundle_manifest",
+    "build_files_bundle",
     "generate_keypair",
     "import_bundle",
     "installed",

@@ -43,7 +43,7 @@ from agentless_scanner import yara_engine
 from agentless_scanner.patterns import YARA_SUFFIXES, is_pattern_file
 from orchestrator.bundles import minisig, nonpe
 from orchestrator.bundles.errors import BundleError
-from orchestrator.bundles.keys import load_secret_key
+from orchestrator.bundles.keys import SecretKey, load_secret_key
 from orchestrator.bundles.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -52,6 +52,7 @@ from orchestrator.bundles.manifest import (
     Manifest,
     ManifestError,
     YaraInfo,
+    check_kind,
     check_name,
     check_version,
     pattern_member,
@@ -325,7 +326,50 @@ def build_bundle_manifest(
         yara=yara_info,
         excluded=excluded,
     )
+    return write_signed(dest_file, key, manifest, contents), manifest
+
+
+def build_files_bundle(
+    contents: list[tuple[str, bytes]],
+    dest_file: Path,
+    secret_key_path: Path,
+    name: str,
+    version: int,
+    released: date,
+    expires: date,
+    kind: str,
+) -> tuple[Path, Manifest]:
+    """Sign ``[(relpath, bytes)]`` (already made, e.g. the knowledge data) as a bundle of
+    ``kind``: the same archive, manifest and signature as pattern bundles, no YARA step."""
+    dest_file = Path(dest_file)
+    try:
+        check_name(name)
+        check_version(version)
+        check_kind(kind)
+    except ManifestError as exc:
+        raise BundleError(str(exc), path=str(dest_file)) from exc
+    if expires < released:
+        raise BundleError("expiry date is before the release date", path=str(dest_file))
+    contents = sorted(contents)
+    manifest = Manifest(
+        name=name,
+        version=version,
+        released=released,
+        expires=expires,
+        files=tuple(
+            FileEntry(rel, hashlib.sha256(data).hexdigest(), len(data)) for rel, data in contents
+        ),
+        kind=kind,
+    )
+    return write_signed(dest_file, load_secret_key(secret_key_path), manifest, contents), manifest
+
+
+def write_signed(
+    dest_file: Path, key: SecretKey, manifest: Manifest, contents: list[tuple[str, bytes]]
+) -> Path:
+    """Write the archive (manifest, its signature, the files) atomically to ``dest_file``."""
     manifest_bytes = manifest.to_json()
+    released = manifest.released
     signature = minisig.sign(manifest_bytes, key.private, key.key_id, manifest.trusted_comment())
 
     mtime = int(datetime(released.year, released.month, released.day, tzinfo=UTC).timestamp())
@@ -345,4 +389,4 @@ def build_bundle_manifest(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return dest_file, manifest
+    return dest_file

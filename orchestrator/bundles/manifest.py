@@ -15,6 +15,12 @@ bundle has YARA rules. ``yara`` (only when the bundle has YARA rules) names the 
 compiled them and how many rules each set holds; ``excluded`` (only when not empty) lists the
 rule files ``build --skip-broken`` left out and why. Both are optional, so manifests written
 before they existed still parse.
+
+``kind`` says what the bundle holds: ``"patterns"`` (the default, left out of the JSON so older
+manifests and signatures stay byte-identical) or ``"knowledge"`` (the offline EOL/patch/KEV/OSV
+data of orchestrator.knowledge). It is signed (in the manifest and the trusted comment), and
+verify refuses a bundle of another kind than the caller expects, so a data bundle can never be
+imported as patterns or the other way round.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ FORMAT = 1
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.json.minisig"
 PATTERNS_DIR = "patterns"
+KINDS = ("patterns", "knowledge")
 
 # The name becomes a directory of the store: keep it a plain, portable file name.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -72,13 +79,15 @@ class Manifest:
     files: tuple[FileEntry, ...]
     yara: YaraInfo | None = None
     excluded: tuple[ExcludedFile, ...] = ()
+    kind: str = "patterns"
 
     def trusted_comment(self) -> str:
         """The signed comment: minisign -V prints it, and verify checks it matches."""
-        return (
+        text = (
             f"plantsweep bundle name:{self.name} version:{self.version} "
             f"released:{self.released.isoformat()} expires:{self.expires.isoformat()}"
         )
+        return text if self.kind == "patterns" else f"{text} kind:{self.kind}"
 
     def to_json(self) -> bytes:
         data = {
@@ -89,6 +98,8 @@ class Manifest:
             "expires": self.expires.isoformat(),
             "files": [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in self.files],
         }
+        if self.kind != "patterns":
+            data["kind"] = self.kind
         if self.yara is not None:
             data["yara"] = {
                 "libyara": self.yara.libyara,
@@ -123,6 +134,12 @@ def check_version(version: Any) -> int:
     if type(version) is not int or version < 1:
         raise ManifestError(f"bad version {version!r} (a positive integer)")
     return version
+
+
+def check_kind(kind: Any) -> str:
+    if kind not in KINDS:
+        raise ManifestError(f"unknown bundle kind {kind!r} (one of {', '.join(KINDS)})")
+    return str(kind)
 
 
 def _date(data: dict[str, Any], key: str) -> date:
@@ -170,6 +187,7 @@ def parse_manifest(raw: bytes) -> Manifest:
         files=tuple(sorted(files, key=lambda f: f.path)),
         yara=_yara_info(data.get("yara")),
         excluded=_excluded(data.get("excluded", [])),
+        kind=check_kind(data.get("kind", "patterns")),
     )
     if manifest.expires < manifest.released:
         raise ManifestError("expires is before released")

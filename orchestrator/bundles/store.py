@@ -92,7 +92,11 @@ def list_bundles(store_dir: Path) -> list[InstalledBundle]:
 
 
 def import_bundle(
-    bundle_file: Path, store_dir: Path, trusted_keys: list[Path], today: date | None = None
+    bundle_file: Path,
+    store_dir: Path,
+    trusted_keys: list[Path],
+    today: date | None = None,
+    kind: str = "patterns",
 ) -> Path:
     """Verify ``bundle_file``, extract it to ``STORE/<name>/<version>/`` and mark it installed.
 
@@ -101,7 +105,7 @@ def import_bundle(
     """
     bundle = Path(bundle_file)
     # Verify without the installed version first: the name is only known from the manifest.
-    verified = read_bundle(bundle, trusted_keys, today=today)
+    verified = read_bundle(bundle, trusted_keys, today=today, kind=kind)
     manifest = verified.manifest
     name_dir = Path(store_dir, manifest.name)
     name_dir.mkdir(parents=True, exist_ok=True)

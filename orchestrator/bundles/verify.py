@@ -136,11 +136,20 @@ def check_freshness(
         )
 
 
+def check_kind(where: Path, manifest: Manifest, kind: str) -> None:
+    """Refuse a bundle of another kind (a data bundle offered as patterns, or the reverse)."""
+    if manifest.kind != kind:
+        raise BundleError(
+            f"{manifest.name} is a {manifest.kind} bundle, not a {kind} bundle", path=str(where)
+        )
+
+
 def read_bundle(
     bundle_file: Path,
     trusted_keys: list[Path],
     installed_version: int | None = None,
     today: date | None = None,
+    kind: str = "patterns",
 ) -> VerifiedBundle:
     """Verify ``bundle_file`` fully and return its manifest and content."""
     bundle = Path(bundle_file)
@@ -166,6 +175,7 @@ def read_bundle(
         raise fail(str(exc)) from exc
     if minisig.parse_signature(signature_text).trusted_comment != manifest.trusted_comment():
         raise fail("signed trusted comment does not match the manifest")
+    check_kind(bundle, manifest, kind)
 
     files: dict[str, bytes] = {}
     listed = {PATTERNS_DIR + "/" + f.path for f in manifest.files}
@@ -190,13 +200,14 @@ def verify_bundle(
     trusted_keys: list[Path],
     installed_version: int | None = None,
     today: date | None = None,
+    kind: str = "patterns",
 ) -> Manifest:
     """Verify ``bundle_file`` (see module doc); return its manifest or raise BundleError."""
-    return read_bundle(bundle_file, trusted_keys, installed_version, today).manifest
+    return read_bundle(bundle_file, trusted_keys, installed_version, today, kind).manifest
 
 
 def verify_installed(
-    bundle_dir: Path, trusted_keys: list[Path], today: date | None = None
+    bundle_dir: Path, trusted_keys: list[Path], today: date | None = None, kind: str = "patterns"
 ) -> tuple[Manifest, dict[str, bytes]]:
     """Check an installed bundle again before a scan uses it: the signature of its manifest,
     every file's size and SHA-256, no file more or less, and that it has not expired. The
@@ -215,6 +226,7 @@ def verify_installed(
         manifest = parse_manifest(manifest_bytes)
     except ManifestError as exc:
         raise fail(str(exc)) from exc
+    check_kind(bundle_dir, manifest, kind)
     root = bundle_dir / PATTERNS_DIR
     present = {
         p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()

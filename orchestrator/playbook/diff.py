@@ -41,23 +41,6 @@ def findings_diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 
 def asset_diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    def packages(log: dict[str, Any]) -> dict[str, str]:
-        items = ((log.get("asset") or {}).get("packages") or {}).get("items") or []
-        return {
-            f"{p['name']}:{p.get('arch') or ''}".rstrip(":"): p.get("version", "") for p in items
-        }
+    from orchestrator.assets.diff import diff_assets
 
-    lines = []
-    old_os = ((before.get("asset") or {}).get("os") or {}).get("pretty_name")
-    new_os = ((after.get("asset") or {}).get("os") or {}).get("pretty_name")
-    if old_os != new_os:
-        lines.append(f"~ os {old_os} -> {new_os}")
-    old, new = packages(before), packages(after)
-    lines += [f"+ package {n} {new[n]}" for n in sorted(new.keys() - old.keys())]
-    lines += [f"- package {n} {old[n]}" for n in sorted(old.keys() - new.keys())]
-    lines += [
-        f"~ package {n} {old[n]} -> {new[n]}"
-        for n in sorted(old.keys() & new.keys())
-        if old[n] != new[n]
-    ]
-    return lines
+    return diff_assets(before.get("asset") or {}, after.get("asset") or {}).lines()

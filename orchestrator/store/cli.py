@@ -6,7 +6,7 @@ plantsweep logs import PATH [--host NAME] [--machine-id ID] [--out results] [--m
 plantsweep logs list [--site S] [--area A] [--line L] [--host H] [--since WHEN]
     [--until WHEN] [--level LEVEL] [--limit N] [--json]
 plantsweep logs show ID|SCAN_ID [--json]
-plantsweep status [-i INVENTORY] [--overdue DAYS] [--level LEVEL] [--json]
+plantsweep status [-i INVENTORY] [--overdue DAYS] [--level LEVEL] [--max-data-age DAYS] [--json]
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ def add_parsers(
     st.add_argument("--level", choices=LEVEL_CHOICES, default=DEFAULT_MIN_LEVEL,
                     help="open findings: those at or above this level in each host's latest "
                     "scan (warning)")
+    st.add_argument("--max-data-age", type=int, metavar="DAYS",
+                    help="warn when the end-of-life data is older (90, or "
+                    "$PLANTSWEEP_MAX_DATA_AGE)")
     st.add_argument("--json", action="store_true")
 
 
@@ -212,6 +215,7 @@ def status_command(args: argparse.Namespace) -> int:
             register_inventory_hosts(store, args.inventory, actor)
         with store.connect() as conn:
             lines = status(conn, overdue_days=args.overdue, min_level=args.level)
+            knowledge = _end_of_life(conn, lines, getattr(args, "max_data_age", None))
     finally:
         store.dispose()
     if args.json:
@@ -219,19 +223,31 @@ def status_command(args: argparse.Namespace) -> int:
         print()
         return exit_codes.OK
     table = Table(title=f"plant status (open findings: {args.level} or above in each host's "
-                  f"latest scan; overdue: no scan for {args.overdue} days)", title_justify="left")
+                  f"latest scan; overdue: no scan for {args.overdue} days; end of life: "
+                  f"knowledge data of {knowledge.date})", title_justify="left")
     for col in ("site", "area", "line", "hosts", "scanned", "never scanned", "overdue",
-                "oldest last scan", "open findings", "incomplete"):
+                "oldest last scan", "open findings", "incomplete", "end of life"):
         table.add_column(col)
     for s in lines:
         table.add_row(
             s.site or "-", s.area or "-", s.line or "-", str(s.hosts), str(s.scanned),
             _names(s.never_scanned), _names(s.overdue), age_text(s.oldest_last_scan),
             f"{s.open_findings} on {s.hosts_with_findings} host(s)" if s.open_findings else "0",
-            str(s.incomplete),
+            str(s.incomplete), _names(s.end_of_life),
         )
     _console().print(table)
     return exit_codes.OK
+
+
+def _end_of_life(conn: Any, lines: list[Any], max_age: int | None) -> Any:
+    """Mark end-of-life hosts on the status lines; the knowledge data used (for its date)."""
+    from orchestrator.assets import records
+    from orchestrator.assets.report import mark_end_of_life
+    from orchestrator.knowledge import use_knowledge
+
+    knowledge = use_knowledge(max_age)
+    mark_end_of_life(lines, records.latest(conn), knowledge)
+    return knowledge
 
 
 def _console() -> Console:

@@ -117,6 +117,8 @@ class LineStatus:
     open_findings: int = 0  # at or above the level, in each host's latest scan
     hosts_with_findings: int = 0
     incomplete: int = 0  # hosts whose latest scan did not finish
+    end_of_life: list[str] = field(default_factory=list)  # by the newest asset record
+    extended_support: list[str] = field(default_factory=list)
 
 
 def status(conn: Connection, *, overdue_days: int, min_level: str,

@@ -29,9 +29,11 @@ from orchestrator.inspection.cli import add_parsers as add_inspection_parsers
 from orchestrator.kit.cli import add_parsers as add_kit_parsers
 from orchestrator.knowledge.cli import add_parser as add_data_parser
 from orchestrator.quarantine.cli import add_parser as add_quarantine_parser
+from orchestrator.siem.cli import add_parser as add_export_parser
 from orchestrator.store.cli import add_parsers as add_store_parsers
 from orchestrator.users.cli import COMMANDS as USER_COMMANDS
 from orchestrator.users.cli import add_parsers as add_user_parsers
+from orchestrator.web.cli import add_parser as add_serve_parser
 
 if TYPE_CHECKING:
     from orchestrator.connections import Timeouts
@@ -280,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_user_parsers(sub, _Parser)
     add_audit_parser(sub, _Parser)
     add_inspection_parsers(sub, _Parser)
+    add_serve_parser(sub)
+    add_export_parser(sub, _Parser)
 
     clean = sub.add_parser(
         "cleanup", help="remove temp dirs a crashed or killed run left on hosts (from its journal)"
@@ -351,6 +355,7 @@ STORE_COMMANDS = frozenset(
         "patterns",
         "cleanup",
         "data",
+        "export",
     }
 )
 
@@ -416,10 +421,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         from orchestrator.inspection.cli import command as inspection_command
 
         return inspection_command(args)
+    if args.command == "export":
+        from orchestrator.siem.cli import export_command
+
+        return export_command(args)
     if args.command == "checkpoint":
         from orchestrator.checkpoint.cli import checkpoint_command
 
         return checkpoint_command(args)
+    if args.command == "serve":
+        from orchestrator.web.cli import serve_command
+
+        return serve_command(args)
     if args.command in ("logs", "status"):
         from orchestrator.store.cli import logs_command, status_command
 

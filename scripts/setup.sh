@@ -24,6 +24,14 @@ command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
     >/dev/null || need+=(libpango-1.0-0 libpangoft2-1.0-0)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
+# Headless Chromium for the web view's browser tests (Playwright drives this system browser;
+# no `playwright install` download).
+[ -x /usr/bin/chromium ] || need+=(chromium)
+# rsyslog with its GnuTLS driver: the real syslog receiver of the SIEM export tests (CEF and
+# LEEF over TCP and TLS); the tests start their own rsyslogd, the packaged service stays off.
+[ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' \
+    >/dev/null || need+=(rsyslog-gnutls)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}"
     apt-get update -qq
@@ -33,7 +41,7 @@ fi
 # its own, inside its network namespaces.
 if command -v systemctl >/dev/null 2>&1; then
     systemctl disable --now ssh.service smbd.service nmbd.service samba-ad-dc.service \
-        postgresql.service \
+        postgresql.service rsyslog.service \
         >/dev/null 2>&1 || true
 fi
 

@@ -49,4 +49,22 @@ def store_run(
     err.print(
         f"store: {new} new log(s) stored in {redacted(store.url)}", markup=False, soft_wrap=True
     )
+    forward_to_siem(store_url, err)
     return True
+
+
+def forward_to_siem(store_url: str | None, err: Console) -> None:
+    """Forward the new events to the destinations of forward.yml (orchestrator/siem/forward.py).
+    A receiver that is down is a warning: the run stays stored and the backlog waits."""
+    from orchestrator.siem.forward import config_path, forward_after_run
+
+    if not config_path().exists():
+        return
+    try:
+        store = open_store(store_url)
+        try:
+            forward_after_run(store, acting_user(store), err)
+        finally:
+            store.dispose()
+    except PlantsweepError as exc:
+        err.print(f"WARNING: SIEM forwarding skipped: {exc}", markup=False, soft_wrap=True)

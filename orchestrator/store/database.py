@@ -26,7 +26,7 @@ from orchestrator.errors import PlantsweepError
 from orchestrator.results import utc_now
 from orchestrator.store import schema
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class StoreError(PlantsweepError):
@@ -93,8 +93,13 @@ def _create_v1(conn: Connection) -> None:
     )
 
 
+def _add_export_cursors_v2(conn: Connection) -> None:
+    # checkfirst: a store created by _create_v1 of this version has the table already.
+    schema.export_cursors.create(conn, checkfirst=True)
+
+
 # version -> the step that brings a store from version - 1 to it. Never edit a released step.
-MIGRATIONS = {1: _create_v1}
+MIGRATIONS = {1: _create_v1, 2: _add_export_cursors_v2}
 
 
 class Store:

@@ -282,3 +282,14 @@ admissions = Table(
     Column("valid_until", String(32)),
 )
 Index("ix_admissions_device", admissions.c.device_id, admissions.c.decided)
+
+# SIEM export (orchestrator/siem/): one row per destination. `position` is the audit seq up
+# to which every event was accepted by the receiver; the next export starts after it.
+export_cursors = Table(
+    "export_cursors",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("destination", Text, nullable=False),  # as shown: no token, no password
+    Column("position", BigInteger, nullable=False),
+    Column("updated", String(32), nullable=False),
+)

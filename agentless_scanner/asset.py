@@ -219,14 +219,7 @@ def machine_id(files=MACHINE_ID_FILES):
 
 def memory_bytes():
     text = read_text("/proc/meminfo")
-    if text:
-        for line in text.splitlines():
-            if line.startswith("MemTotal:"):
-                try:
-                    return int(line.split()[1]) * 1024
-                except (ValueError, IndexError):
-                    return None
-    return None
+    return asset_hardware.parse_meminfo(text) if text else None
 
 
 # -- network ----------------------------------------------------------------------------

@@ -99,6 +99,27 @@ def test_leef_over_tls_exact_lines(store, logs, tmp_path: Path) -> None:
     assert "^usrName=alice^userFullName=Alice Ängström^" in reason
 
 
+@pytest.mark.parametrize("fmt", ["cef", "leef"])
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+def test_both_formats_over_tcp_and_tls(store, logs, tmp_path: Path, fmt: str, transport: str):
+    populate(store, *logs)
+    pki = make_pki(tmp_path / "pki") if transport == "tls" else None
+    expected = _expected_messages(store, fmt)
+    with Rsyslog(tmp_path / "rs", pki=pki) as rs:
+        dest = Destination(
+            type=fmt,
+            target=f"{transport}://127.0.0.1:{rs.tcp_port}",
+            ca=str(pki.ca) if pki else None,
+            batch_size=4,
+        )
+        result = export(store, dest, ACTOR)
+        msgs = rs.wait_for_lines(len(expected), rs.msg_log)
+    assert result.events == len(expected) and result.error is None
+    assert [_strip_bom(m) for m in msgs] == [body for _, body in expected]
+    assert all(m.startswith(("CEF:0|plantsweep|", "LEEF:2.0|plantsweep|")) for m in
+               map(_strip_bom, msgs))  # fmt: skip
+
+
 def test_tls_refuses_an_untrusted_receiver(store, logs, tmp_path: Path) -> None:
     populate(store, *logs)
     pki, other = make_pki(tmp_path / "pki"), make_pki(tmp_path / "other", "another CA")

@@ -27,6 +27,27 @@ def test_opens_and_migrates_once(store_url: str) -> None:
     again.dispose()
 
 
+def test_a_schema_2_store_gains_the_asset_os_column_filled_in(store, tmp_path) -> None:
+    from orchestrator.audit.identity import os_actor
+    from orchestrator.store.ingest import ingest_log
+    from tests.store_logs import real_logs, variant
+
+    _, clean = real_logs(tmp_path / "logs")
+    ingest_log(store, variant(clean, scan_id="v2-1", host="hmi-1"), os_actor(), source="run")
+    with store.begin() as conn:  # back to what schema 2 had: no os column
+        conn.execute(text("ALTER TABLE assets DROP COLUMN os"))
+        store.set_meta(conn, "schema_version", "2")
+    store.dispose()
+    migrated = open_store(store.url)
+    try:
+        assert migrated.meta("schema_version") == str(SCHEMA_VERSION) == "3"
+        with migrated.connect() as conn:
+            os_text, data = conn.execute(select(schema.assets.c.os, schema.assets.c.data)).one()
+        assert json.loads(os_text) == json.loads(data)["os"] and json.loads(os_text)["name"]
+    finally:
+        migrated.dispose()
+
+
 def test_newer_schema_is_refused(store) -> None:
     with store.begin() as conn:
         store.set_meta(conn, "schema_version", str(SCHEMA_VERSION + 1))

@@ -13,17 +13,22 @@ printed with every assessment.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
-import io
 import json
 import sys
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from orchestrator import exit_codes
 from orchestrator.errors import UsageError
 
 FORMATS = ("table", "csv", "json")
+CSV_COLUMNS = [
+    "site", "area", "line", "host", "os", "eol_status", "eol_date", "extended_until",
+    "patch_level", "months_behind", "missing_required", "vulnerabilities", "kev", "risk",
+    "collected", "scan_id",
+]  # fmt: skip
 
 
 def add_parser(sub: Any, parser_class: type) -> None:
@@ -131,39 +136,50 @@ def _list(conn: Any, args: argparse.Namespace) -> int:
 
     names, required = _inventory_selection(args.inventory, args.group)
     knowledge = use_knowledge(args.max_data_age)
-    rows = assess_hosts(records.latest(conn, site=args.site, names=names), knowledge, required)
-    if args.status:
-        rows = [r for r in rows if r.eol_status == args.status]
-    missing = sorted((names or set()) - {r.record.name for r in rows}) if not args.status else []
+    collected: set[str] = set()
+    as_json = args.format == "json"
+
+    def rows() -> Iterator[Any]:  # one host at a time: a plant does not fit in memory at once
+        found = records.latest(conn, site=args.site, names=names)
+        for row in assess_hosts(found, knowledge, required, keep_asset=as_json):
+            collected.add(row.record.name)
+            if not args.status or row.eol_status == args.status:
+                yield row
+
+    def missing() -> list[str]:
+        return [] if args.status else sorted((names or set()) - collected)
+
+    data = {"version": knowledge.version, "date": knowledge.date, "origin": knowledge.origin}
     stamp = f"knowledge data {knowledge.version} of {knowledge.date} ({knowledge.origin})"
-    if args.format == "json":
-        doc = {
-            "data": {"version": knowledge.version, "date": knowledge.date,
-                     "origin": knowledge.origin},
-            "hosts": [r.as_json() for r in rows],
-            "never_collected": missing,
-        }  # fmt: skip
-        return _emit(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n", args.out)
-    if args.format == "csv":
-        buf = io.StringIO()
-        columns = list(rows[0].as_row()) if rows else ["host"]
-        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow(r.as_row())
-        buf.write(f"# {stamp}\n")
-        return _emit(buf.getvalue(), args.out)
-    _table(rows, missing, stamp)
+    if args.format == "table":
+        shown = list(rows())
+        _table(shown, missing(), stamp)
+        return exit_codes.OK
+    with _output(args.out) as out:
+        if as_json:  # written host by host
+            out.write('{"data": ' + json.dumps(data, sort_keys=True, default=str)
+                      + ', "hosts": [\n')  # fmt: skip
+            for index, row in enumerate(rows()):
+                out.write((",\n" if index else "")
+                          + json.dumps(row.as_json(), sort_keys=True, default=str))  # fmt: skip
+            out.write('\n], "never_collected": ' + json.dumps(missing()) + "}\n")
+        else:
+            writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            for row in rows():
+                writer.writerow(row.as_row())
+            out.write(f"# {stamp}\n")
     return exit_codes.OK
 
 
-def _emit(text: str, out: str | None) -> int:
-    if out:
-        Path(out).write_text(text, encoding="utf-8")
-        print(f"written to {out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return exit_codes.OK
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator[Any]:
+    if not path:
+        yield sys.stdout
+        return
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        yield handle
+    print(f"written to {path}", file=sys.stderr)
 
 
 def _table(rows: list[Any], missing: list[str], stamp: str) -> None:
@@ -217,7 +233,7 @@ def _show(conn: Any, args: argparse.Namespace) -> int:
     _, record = _record(conn, args)
     _, required = _inventory_selection(args.host_inventory, None)
     knowledge = use_knowledge(args.max_data_age)
-    row = assess_hosts([record], knowledge, required)[0]
+    row = next(assess_hosts([record], knowledge, required, keep_asset=True))
     if args.json:
         print(json.dumps(row.as_json(), indent=2, sort_keys=True, default=str))
         return exit_codes.OK

@@ -7,6 +7,7 @@ host's asset history is its scans' history; nothing here writes.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,18 +34,25 @@ class HostAsset:
 
 
 def latest(
-    conn: Connection, *, site: str | None = None, names: set[str] | None = None
-) -> list[HostAsset]:
-    """The newest asset record of every host (of `site`, of `names`), by site and name."""
+    conn: Connection,
+    *,
+    site: str | None = None,
+    names: set[str] | None = None,
+    os_only: bool = False,
+) -> Iterator[HostAsset]:
+    """The newest asset record of every host (of `site`, of `names`), by site and name, one at
+    a time (a plant's records do not all fit in memory at once). `os_only`: the record holds
+    only its `os` object (what end-of-life views need), read from its own column."""
     hosts, assets, logs = schema.hosts, schema.assets, schema.scan_logs
     newest = (
         select(assets.c.host_id, func.max(assets.c.collected).label("collected"))
         .group_by(assets.c.host_id)
         .subquery()
     )
+    body = assets.c.os if os_only else assets.c.data
     query = (
         select(hosts.c.site, hosts.c.area, hosts.c.line, hosts.c.name, hosts.c.criticality,
-               assets.c.id, assets.c.collected, assets.c.data, logs.c.scan_id)
+               assets.c.id, assets.c.collected, body.label("data"), logs.c.scan_id)
         .select_from(
             hosts.join(newest, newest.c.host_id == hosts.c.id)
             .join(assets, and_(assets.c.host_id == newest.c.host_id,
@@ -58,13 +66,14 @@ def latest(
     if names is not None:
         query = query.where(hosts.c.name.in_(sorted(names)))
     seen: set[tuple[str, str]] = set()
-    out = []
-    for r in conn.execute(query).all():
+    for r in conn.execution_options(stream_results=True, yield_per=200).execute(query):
         if (r.site, r.name) in seen:  # two logs collected in the same millisecond: newest id
             continue
         seen.add((r.site, r.name))
-        out.append(_host_asset(r))
-    return out
+        if os_only:
+            yield _host_asset(r, {"os": json.loads(r.data) if r.data else {}})
+        else:
+            yield _host_asset(r)
 
 
 def history(conn: Connection, name: str, *, site: str | None = None) -> list[HostAsset]:
@@ -91,8 +100,9 @@ def history(conn: Connection, name: str, *, site: str | None = None) -> list[Hos
     return [_host_asset(r) for r in rows]
 
 
-def _host_asset(r: Any) -> HostAsset:
+def _host_asset(r: Any, asset: dict[str, Any] | None = None) -> HostAsset:
     return HostAsset(
         site=r.site, area=r.area, line=r.line, name=r.name, criticality=r.criticality,
-        collected=r.collected, scan_id=r.scan_id, asset=json.loads(r.data),
+        collected=r.collected, scan_id=r.scan_id,
+        asset=json.loads(r.data) if asset is None else asset,
     )  # fmt: skip

@@ -2,13 +2,13 @@
 level, known vulnerabilities, risk) against the knowledge data, as the `assets` views, the CSV
 and JSON exports and the playbook facts show it.
 
-    rows = assess_hosts(records.latest(conn), use_knowledge(), required={"hmi-01": ["KB..."]})
+    for row in assess_hosts(records.latest(conn), use_knowledge(), {"hmi-01": ["KB..."]}): ...
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -108,18 +108,34 @@ class AssessedHost:
         }  # fmt: skip
 
 
+def assess_host(
+    record: HostAsset,
+    knowledge: Any,
+    required: list[str] | None = None,
+    today: date | None = None,
+    *,
+    keep_asset: bool = False,
+) -> AssessedHost:
+    """Assess one record. Unless `keep_asset`, the row keeps only the record's `os`: a table
+    of thousands of hosts must not hold every host's package list."""
+    assessment = assess(record.asset, knowledge, required, today=today)
+    if not keep_asset:
+        record = replace(record, asset={"os": record.asset.get("os") or {}})
+    return AssessedHost(record, assessment)
+
+
 def assess_hosts(
     records: Iterable[HostAsset],
     knowledge: Any,
     required: dict[str, list[str]] | None = None,
     today: date | None = None,
-) -> list[AssessedHost]:
-    """Assess every record; `required` maps host names to their required KBs."""
+    *,
+    keep_asset: bool = False,
+) -> Iterator[AssessedHost]:
+    """Assess every record, one at a time; `required` maps host names to their required KBs."""
     required = required or {}
-    return [
-        AssessedHost(r, assess(r.asset, knowledge, required.get(r.name), today=today))
-        for r in records
-    ]
+    for r in records:
+        yield assess_host(r, knowledge, required.get(r.name), today, keep_asset=keep_asset)
 
 
 def asset_facts(asset: dict[str, Any], assessment: dict[str, Any]) -> dict[str, Any]:

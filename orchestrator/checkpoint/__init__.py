@@ -10,3 +10,7 @@ device is admitted only with a recent clean scan made with current patterns.
 `policy.py` holds the per-site admission policy, `gate.py` the scan, the verdict and the pass,
 `cli.py` the command line.
 """
+
+# Choices the command line needs to build its parser without importing the store.
+DIRECTIONS = ("entry", "exit")
+LEVELS = ("notice", "warning", "alert")

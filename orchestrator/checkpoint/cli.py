@@ -13,10 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator.checkpoint import gate
-from orchestrator.checkpoint.policy import LEVELS, load_policy, parse_duration, set_policy
+from orchestrator.checkpoint import DIRECTIONS, LEVELS
 from orchestrator.errors import UsageError
-from orchestrator.store.database import open_store
 
 
 def add_parser(
@@ -35,7 +33,7 @@ def add_parser(
     scan.add_argument("--device-id", required=True, metavar="ID", help="the device's label/id")
     scan.add_argument("--owner", required=True, help='who brings it: "Vendor Ltd / name"')
     scan.add_argument("--reason", required=True, help="why the device enters or leaves")
-    scan.add_argument("--direction", choices=gate.DIRECTIONS, default="entry")
+    scan.add_argument("--direction", choices=DIRECTIONS, default="entry")
     scan.add_argument("--description", default="", help="what the device is (first scan)")
     scan.add_argument("--site", default="", help="this gate's site (policy and records)")
     scan.add_argument("--patterns", metavar="DIR|bundle:NAME",
@@ -75,6 +73,8 @@ def add_parser(
 
 
 def checkpoint_command(args: argparse.Namespace) -> int:
+    from orchestrator.store.database import open_store
+
     store = open_store(getattr(args, "store", None))
     try:
         action = args.checkpoint_command
@@ -92,6 +92,8 @@ def checkpoint_command(args: argparse.Namespace) -> int:
 
 
 def _scan(store: Any, args: argparse.Namespace) -> int:
+    from orchestrator.checkpoint import gate
+
     extra: dict[str, Any] = {}
     if getattr(args, "extra_vars", None):
         from orchestrator.cli import parse_extra_vars
@@ -119,6 +121,9 @@ def _scan(store: Any, args: argparse.Namespace) -> int:
 
 
 def _policy(store: Any, args: argparse.Namespace) -> int:
+    from orchestrator.checkpoint import gate
+    from orchestrator.checkpoint.policy import load_policy, parse_duration, set_policy
+
     changes = {
         "max_scan_age": parse_duration(args.max_age) if args.max_age else None,
         "max_pattern_age": (parse_duration(args.max_pattern_age)
@@ -141,6 +146,8 @@ def _policy(store: Any, args: argparse.Namespace) -> int:
 
 
 def _verify(store: Any, args: argparse.Namespace) -> int:
+    from orchestrator.checkpoint import gate
+
     verdict = gate.verify(store, args.device_id, site=args.site)
     if args.pass_out:
         gate.write_pass(verdict, Path(args.pass_out))
@@ -159,6 +166,8 @@ def _verify(store: Any, args: argparse.Namespace) -> int:
 
 
 def _list(store: Any, args: argparse.Namespace) -> int:
+    from orchestrator.checkpoint import gate
+
     devices = gate.list_devices(store, args.device)
     if args.device and not devices:
         raise UsageError(f"no device {args.device!r} is registered")

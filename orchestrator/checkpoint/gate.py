@@ -34,6 +34,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from orchestrator.audit import trail
 from orchestrator.audit.identity import Actor, here, os_actor
+from orchestrator.checkpoint import DIRECTIONS
 from orchestrator.checkpoint.policy import Policy, format_duration, load_policy
 from orchestrator.errors import PlantsweepError, UsageError
 from orchestrator.results import utc_now
@@ -41,7 +42,6 @@ from orchestrator.store import schema
 from orchestrator.store.database import Store
 from orchestrator.store.ingest import ingest_run, parse_log, store_log
 
-DIRECTIONS = ("entry", "exit")
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clock skew between a scanning machine and this one
 
 

@@ -29,11 +29,11 @@ from sqlalchemy import select
 
 from orchestrator.audit import trail
 from orchestrator.audit.identity import Actor, here
+from orchestrator.checkpoint import LEVELS
 from orchestrator.errors import UsageError
 from orchestrator.store import schema
 from orchestrator.store.database import Store
 
-LEVELS = ("notice", "warning", "alert")
 META_PREFIX = "checkpoint_policy:"
 MAX_SITE_LEN = 64 - len(META_PREFIX)  # store_meta.key is 64 characters
 

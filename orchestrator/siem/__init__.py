@@ -12,6 +12,15 @@ entry, and audit seqs are gapless and commit in order, so one number says "every
 here was accepted". docs/siem-export.md has the field mapping and delivery semantics.
 """
 
-from orchestrator.siem.export import Destination, ExportResult, export
+from typing import Any
 
 __all__ = ["Destination", "ExportResult", "export"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `plantsweep` builds its parser from siem/cli.py without importing the store.
+    if name in __all__:
+        from orchestrator.siem import export as module
+
+        return getattr(module, name)
+    raise AttributeError(name)

@@ -7,10 +7,10 @@ rest is sent by the next export); 4 a usage or store error. One line, never a tr
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.siem.events import parse_kinds
-from orchestrator.siem.export import Destination, ExportResult, export
+if TYPE_CHECKING:  # imported when a command runs: building the parser stays cheap
+    from orchestrator.siem.export import Destination, ExportResult
 
 
 def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -109,23 +109,14 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> argpars
 
 
 def destination_from_args(args: argparse.Namespace) -> Destination:
+    from orchestrator.siem.events import parse_kinds
+    from orchestrator.siem.export import Destination
+    from orchestrator.siem.forward import OPTION_KEYS, TARGET_KEYS
+
     kind = args.export_command
-    target = {"splunk": "url", "cef": "to", "leef": "to", "jsonl": "out"}[kind]
+    target = TARGET_KEYS[kind]
     options: dict[str, Any] = {}
-    for key in (
-        "ca",
-        "client_cert",
-        "client_key",
-        "token_file",
-        "ack",
-        "index",
-        "sourcetype",
-        "delimiter",
-        "bom",
-        "framing",
-        "sd_id",
-        "retries",
-    ):
+    for key in sorted(OPTION_KEYS - {"name", "batch_size"}):  # those two are set below
         value = getattr(args, key, None)
         if value is not None:
             options[key] = value
@@ -145,6 +136,7 @@ def permission_for(dest: Destination) -> str:
 
 
 def export_command(args: argparse.Namespace) -> int:
+    from orchestrator.siem.export import export
     from orchestrator.store.database import open_store
     from orchestrator.users.sessions import acting, current_actor
 

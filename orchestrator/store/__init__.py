@@ -10,6 +10,18 @@ controllers at several sites write into one server). Both run the same SQLAlchem
 statements; `schema.py` holds the tables and `database.py` the migrations.
 """
 
-from orchestrator.store.database import Store, StoreError, open_store, store_url
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orchestrator.store.database import Store, StoreError, open_store, store_url
 
 __all__ = ["Store", "StoreError", "open_store", "store_url"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `plantsweep` builds its parser from store/cli.py without importing SQLAlchemy.
+    if name in __all__:
+        from orchestrator.store import database
+
+        return getattr(database, name)
+    raise AttributeError(name)

@@ -246,7 +246,7 @@ def _end_of_life(conn: Any, lines: list[Any], max_age: int | None) -> Any:
     from orchestrator.knowledge import use_knowledge
 
     knowledge = use_knowledge(max_age)
-    mark_end_of_life(lines, records.latest(conn), knowledge)
+    mark_end_of_life(lines, records.latest(conn, os_only=True), knowledge)
     return knowledge
 
 

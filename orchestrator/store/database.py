@@ -10,6 +10,7 @@ settings go in the URL's query (`?sslmode=verify-full`).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -26,7 +27,7 @@ from orchestrator.errors import PlantsweepError
 from orchestrator.results import utc_now
 from orchestrator.store import schema
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class StoreError(PlantsweepError):
@@ -98,8 +99,25 @@ def _add_export_cursors_v2(conn: Connection) -> None:
     schema.export_cursors.create(conn, checkfirst=True)
 
 
+def _add_asset_os_v3(conn: Connection) -> None:
+    """assets.os: the `os` object of each asset record, filled in for the records stored."""
+    from sqlalchemy import inspect
+
+    if "os" not in {c["name"] for c in inspect(conn).get_columns("assets")}:
+        conn.execute(text("ALTER TABLE assets ADD COLUMN os TEXT"))
+    assets = schema.assets
+    rows = conn.execute(select(assets.c.id, assets.c.data).where(assets.c.os.is_(None)))
+    for row in rows.all():
+        os_info = json.loads(row.data).get("os")
+        if isinstance(os_info, dict):
+            conn.execute(
+                update(assets).where(assets.c.id == row.id)
+                .values(os=json.dumps(os_info, sort_keys=True))
+            )
+
+
 # version -> the step that brings a store from version - 1 to it. Never edit a released step.
-MIGRATIONS = {1: _create_v1, 2: _add_export_cursors_v2}
+MIGRATIONS = {1: _create_v1, 2: _add_export_cursors_v2, 3: _add_asset_os_v3}
 
 
 class Store:

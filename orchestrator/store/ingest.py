@@ -160,6 +160,7 @@ def _asset_row(scan_log_id: int, host_id: int, log: dict[str, Any]) -> dict[str,
         "os_name": os_info.get("name") or os_info.get("pretty_name"),
         "os_version": os_info.get("version") or os_info.get("release"),
         "data": json.dumps(asset, sort_keys=True),
+        "os": json.dumps(os_info, sort_keys=True) if os_info else None,
     }
 
 

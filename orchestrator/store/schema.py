@@ -134,6 +134,9 @@ assets = Table(
     Column("os_name", String(255)),
     Column("os_version", String(255)),
     Column("data", Text, nullable=False),  # the log's `asset` object as JSON
+    # Its `os` object alone (schema 3): `status` assesses end of life from it without
+    # parsing every host's whole asset record.
+    Column("os", Text),
 )
 Index("ix_assets_host_collected", assets.c.host_id, assets.c.collected)
 

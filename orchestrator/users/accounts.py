@@ -55,9 +55,7 @@ from orchestrator.errors import PlantsweepError, UsageError
 from orchestrator.results import utc_now
 from orchestrator.store import schema
 from orchestrator.store.database import Store
-from orchestrator.users import passwords
-
-ROLES = ("operator", "reviewer", "administrator")
+from orchestrator.users import ROLES, passwords
 
 _OPERATOR = frozenset(
     {"scan", "run", "import", "checkpoint", "device", "remark", "view", "render"}

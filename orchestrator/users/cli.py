@@ -33,7 +33,7 @@ COMMANDS = ("user", "login", "logout", "whoami")
 
 def add_parsers(sub: Any, parser_class: type) -> None:
     """`user`, `login`, `logout` and `whoami` (parser_class: the CLI's)."""
-    from orchestrator.users.accounts import ROLES
+    from orchestrator.users import ROLES
 
     user = sub.add_parser("user", help="store users: add, list, deactivate, role, passwd, policy")
     usub = user.add_subparsers(dest="user_command", metavar="ACTION", parser_class=parser_class)

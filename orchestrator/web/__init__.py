@@ -13,6 +13,15 @@ pages.py: the read queries (paged, on indexed columns); views.py: the pages; cha
 SVG charts; cli.py: the `serve` command.
 """
 
-from orchestrator.web.app import create_app
+from typing import Any
 
 __all__ = ["create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `plantsweep` builds its parser from web/cli.py without importing Starlette.
+    if name == "create_app":
+        from orchestrator.web.app import create_app
+
+        return create_app
+    raise AttributeError(name)

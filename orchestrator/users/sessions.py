@@ -104,6 +104,17 @@ def login(store: Store, username: str, password: str, *, hours: float = DEFAULT_
         raise UsageError(f"--hours must be more than 0 and at most {MAX_HOURS:g}")
     user = accounts.authenticate(store, username, password, purpose="login", where=where)
     install_id = store.meta("install_id") or ""
+    token, expires = start_session(store, user, hours, where=where)
+    _write_session_file({"username": user.username, "install_id": install_id,
+                         "expires": expires, "token": token})
+    return Session(user.username, user.full_name, install_id, expires)
+
+
+def start_session(store: Store, user: accounts.UserInfo, hours: float, *,
+                  where: Where | None = None, audit: dict[str, Any] | None = None
+                  ) -> tuple[str, str]:
+    """A new session of an authenticated user: (random token, expiry). The store keeps only
+    the token's SHA-256; the `login` audit entry gets `audit` (e.g. the web client) too."""
     token = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
     expires = _iso(now + timedelta(hours=hours))
@@ -113,10 +124,8 @@ def login(store: Store, username: str, password: str, *, hours: float = DEFAULT_
             ended=None, controller=store.controller,
         ))
         trail.append(conn, Actor(user.username, user.full_name, "password"), "login", "user",
-                     user.username, new={"expires": expires}, where=where)
-    _write_session_file({"username": user.username, "install_id": install_id,
-                         "expires": expires, "token": token})
-    return Session(user.username, user.full_name, install_id, expires)
+                     user.username, new={"expires": expires, **(audit or {})}, where=where)
+    return token, expires
 
 
 def session_actor(store: Store) -> Actor | None:

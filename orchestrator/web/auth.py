@@ -21,10 +21,10 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -35,7 +35,7 @@ from orchestrator.results import utc_now
 from orchestrator.store import schema
 from orchestrator.store.database import Store
 from orchestrator.users import accounts
-from orchestrator.users.sessions import DEFAULT_HOURS, token_hash
+from orchestrator.users.sessions import DEFAULT_HOURS, start_session, token_hash
 
 SESSION_COOKIE = "plantsweep_session"
 CSRF_COOKIE = "plantsweep_csrf"
@@ -128,30 +128,10 @@ class WebAuth:
         (token, expires). Audited `login` as the CLI's, with `via: web` and the client."""
         where = Where(controller=self.store.controller)
         user = accounts.authenticate(self.store, username, password, purpose="login", where=where)
-        token = secrets.token_urlsafe(32)
-        now = datetime.now(UTC)
-        expires = _iso(now + timedelta(hours=self.hours))
-        with self.store.begin() as conn:
-            conn.execute(
-                insert(schema.sessions).values(
-                    token_sha256=token_hash(token),
-                    user_id=user.id,
-                    created=_iso(now),
-                    expires=expires,
-                    ended=None,
-                    controller=self.store.controller,
-                )
-            )
-            trail.append(
-                conn,
-                Actor(user.username, user.full_name, "password"),
-                "login",
-                "user",
-                user.username,
-                new={"expires": expires, "via": "web", "client": _client(request)},
-                where=where,
-            )
-        return token, expires
+        return start_session(
+            self.store, user, self.hours, where=where,
+            audit={"via": "web", "client": _client(request)},
+        )  # fmt: skip
 
     def logout(self, request: Request) -> str | None:
         """End the request's session in the store (audited `logout`); returns the username."""

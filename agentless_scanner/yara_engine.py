@@ -37,12 +37,14 @@ file is read once, YARA sees exactly the hashed bytes, and YARA never opens a pa
 (no symlink or FIFO surprises). Memory is bounded by ``--max-size``.
 """
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import sys
 import tempfile
+import threading
 import zipfile
 
 from agentless_scanner import wheels
@@ -67,6 +69,100 @@ COMPILED_SCOPES = "compiled/scopes.json"
 #: file and, where that is proven, without ``import "pe"``, whose per-file set-up costs more
 #: than the rules themselves on small files. Same namespaces and scopes as the full sets.
 NON_PE_DIR = "compiled/nonpe/"
+#: A file at least this large is matched with its set's one form it needs, the other form
+#: released first (and loaded again from the bundle when next needed): the largest files then
+#: do not sit in memory beside both compiled forms (about 30 MiB for signature-base).
+SOLO_FORM_BYTES = 32 << 20
+
+
+def _return_free_memory():
+    """Give the heap pages freed by a released form back to the system (glibc's malloc_trim):
+    without it, freed rule memory stays in the process and a reloaded form takes new pages,
+    so releasing would raise the peak instead of lowering it."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        _malloc_trim = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+            except (OSError, AttributeError):
+                pass  # not glibc (musl): only the peak is higher
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
+
+
+class RuleSet(object):
+    """One compiled set in its two forms: ``full`` (any file) and ``non_pe`` (files that do
+    not start with "MZ"; absent when the bundle has none). A form loaded from a bundle file can
+    be released and is loaded again from that file when next needed. Callers keep the RuleSet
+    and hold a form only while one match runs, so a released form is freed at once."""
+
+    def __init__(self, module, full, full_path=None):
+        self.module = module
+        self._forms = {"full": full, "non_pe": None}
+        self._paths = {"full": full_path, "non_pe": None}
+        self._solo = {"full": 0, "non_pe": 0}  # large matches that keep this form released
+        self._cond = threading.Condition()
+
+    def add_non_pe(self, rules, path=None):
+        self._forms["non_pe"], self._paths["non_pe"] = rules, path
+
+    @property
+    def has_non_pe(self):
+        return self._forms["non_pe"] is not None or self._paths["non_pe"] is not None
+
+    def form_name(self, data):
+        """ "non_pe" for data that does not start with "MZ" when that form exists: both forms
+        give the same matches for such data."""
+        return "non_pe" if self.has_non_pe and data[:2] != b"MZ" else "full"
+
+    def is_loaded(self, name):
+        return self._forms[name] is not None
+
+    def form(self, name):
+        """The compiled rules of form ``name``, loaded again if released; waits while a large
+        match keeps it released."""
+        with self._cond:
+            while self._solo[name]:
+                self._cond.wait()
+            rules = self._forms[name]
+            if rules is None:
+                rules = self.module.load(filepath=self._paths[name])
+                self._forms[name] = rules
+            return rules
+
+    def release(self, name):
+        """Drop form ``name`` from memory if it can be loaded again."""
+        with self._cond:
+            if self._paths[name] is not None and self._forms[name] is not None:
+                self._forms[name] = None
+                _return_free_memory()
+
+    @contextlib.contextmanager
+    def solo(self, name):
+        """While the block runs, only form ``name`` is in memory (when the other one can be
+        loaded again)."""
+        other = "full" if name == "non_pe" else "non_pe"
+        if self._paths[other] is None:
+            yield
+            return
+        with self._cond:
+            self._solo[other] += 1
+            if self._forms[other] is not None:
+                self._forms[other] = None
+                _return_free_memory()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._solo[other] -= 1
+                self._cond.notify_all()
+
 
 # A bare word naming an external variable: not a $string, #count, @offset or !length
 # reference and not part of a longer identifier. Searched after comments and "text strings"
@@ -133,9 +229,9 @@ class Yara(object):
         self.source = None  # "wheel" | "interpreter"
         self.wheel = None
         self.scratch = None
-        self.content_rules = None  # yara.Rules: files that use no external variable
-        self.path_rules = None  # yara.Rules: files that use filename, filepath, ...
-        self.all_rules = None  # yara.Rules: both sets in one (see COMPILED_ALL)
+        self.content_rules = None  # RuleSet: files that use no external variable
+        self.path_rules = None  # RuleSet: files that use filename, filepath, ...
+        self.all_rules = None  # RuleSet: both sets in one (see COMPILED_ALL)
         self.path_namespaces = frozenset()  # namespaces (rule files) of the path set
         self.rules = None  # tuple of the sets above that exist (None if neither)
         self.rule_count = 0  # content + path
@@ -143,7 +239,6 @@ class Yara(object):
         self.path_count = 0
         self.compiled_from = None  # "bundle" | "source"
         self.compile_note = None  # why the rules were compiled from source
-        self.non_pe = {}  # id(full set) -> its set for non-PE files (see NON_PE_DIR)
         self.non_pe_count = None  # rules of the non-PE content + path sets, if loaded
 
     def as_log(self):
@@ -485,38 +580,54 @@ def _load_compiled(engine, root):
             "compiled rules hold %d content and %d path rules, the bundle says %s and %s: "
             "compiled from source" % (got[0], got[1], counts[0], counts[1])
         )
-    engine.content_rules, engine.path_rules = content, path_rules
+    sets = {
+        rel: RuleSet(yara, rules, os.path.join(root, *rel.split("/")))
+        for rel, rules in loaded.items()
+    }
+    engine.content_rules = sets.get(COMPILED_CONTENT) if not combined else None
+    engine.path_rules = sets.get(COMPILED_PATH)
     engine.content_count, engine.path_count = got
     if combined:
-        engine.all_rules = loaded[COMPILED_ALL]
+        engine.all_rules = sets[COMPILED_ALL]
         engine.path_namespaces = frozenset(namespaces)
     engine.compiled_from = "bundle"
-    _load_non_pe(engine, root, loaded)
+    _load_non_pe(engine, root, sets)
+    if combined and engine.path_rules is not None:
+        # A first scan runs the combined set only; the path set is for files whose content
+        # verdict the cache already has: loaded again when the first such file comes.
+        engine.path_rules.release("full")
+        engine.path_rules.release("non_pe")
     return None
 
 
-def _load_non_pe(engine, root, loaded):
-    """Load the non-PE variant of every loaded set, all or none (they are an optimisation:
-    without them every file gets the full sets)."""
+def _load_non_pe(engine, root, sets):
+    """Load the non-PE form of every loaded set, all or none (they are an optimisation:
+    without them every file gets the full forms)."""
     variants = {}
-    for rel, full in loaded.items():
+    for rel in sets:
         variant = os.path.join(root, *(NON_PE_DIR + rel.split("/")[-1]).split("/"))
         if not os.path.isfile(variant):
             return
         try:
-            variants[id(full)] = engine.module.load(filepath=variant)
+            variants[rel] = (engine.module.load(filepath=variant), variant)
         except (engine.module.Error, IOError, OSError):
             return  # only costs speed: non_pe_rules stays null in the log
-    engine.non_pe = variants
+    for rel, (rules, path) in variants.items():
+        sets[rel].add_non_pe(rules, path)
     # The combined set holds both scopes; else the content and path sets together.
-    counted = [loaded[COMPILED_ALL]] if COMPILED_ALL in loaded else list(loaded.values())
-    engine.non_pe_count = sum(_count_rules(variants[id(rules)]) for rules in counted)
+    counted = [COMPILED_ALL] if COMPILED_ALL in sets else list(sets)
+    engine.non_pe_count = sum(_count_rules(variants[rel][0]) for rel in counted)
 
 
 def _compile_sources(engine, patterns):
     split = compile_split(engine.module, patterns.yara_files)
-    engine.content_rules, engine.path_rules = split.content, split.path
-    engine.all_rules, engine.path_namespaces = split.combined, frozenset(split.path_files)
+
+    def wrapped(rules):
+        return RuleSet(engine.module, rules) if rules is not None else None
+
+    engine.content_rules, engine.path_rules = wrapped(split.content), wrapped(split.path)
+    engine.all_rules = wrapped(split.combined)
+    engine.path_namespaces = frozenset(split.path_files)
     broken, unreadable = split.broken, split.unreadable
     for rel, message in unreadable:
         patterns.error(rel, message)
@@ -544,8 +655,10 @@ def compile_rules(engine, patterns):
         engine.compile_note = note
         _compile_sources(engine, patterns)
     if engine.compiled_from == "source":
-        engine.content_count = _count_rules(engine.content_rules) if engine.content_rules else 0
-        engine.path_count = _count_rules(engine.path_rules) if engine.path_rules else 0
+        engine.content_count = (
+            _count_rules(engine.content_rules.form("full")) if engine.content_rules else 0
+        )
+        engine.path_count = _count_rules(engine.path_rules.form("full")) if engine.path_rules else 0
     if engine.all_rules is not None:
         # The combined set does the content set's work (its content-scope matches): keep
         # one copy of those rules in memory, not two.
@@ -558,26 +671,30 @@ def compile_rules(engine, patterns):
 
 
 def rules_for(engine, rules, data):
-    """The set to run on ``data``: the non-PE variant of ``rules`` unless ``data`` starts with
-    "MZ" (or there is no variant). Both give the same matches for such data."""
-    if engine.non_pe and data[:2] != b"MZ":
-        return engine.non_pe.get(id(rules), rules)
-    return rules
+    """The compiled form of RuleSet ``rules`` to run on ``data``: the non-PE form unless
+    ``data`` starts with "MZ" (or there is none). Both give the same matches for such data."""
+    return rules.form(rules.form_name(data))
 
 
 def match_rules(engine, rules, data, externals, timeout):
-    """Run one compiled set (``engine.content_rules`` or ``engine.path_rules``, or the
-    combined set) on ``data``.
+    """Run one RuleSet (``engine.content_rules`` or ``engine.path_rules``, or the combined
+    set) on ``data``.
 
     Returns ``[(rule, namespace, tags, meta)]``. The content set ignores ``externals`` (it was
-    compiled without them).
+    compiled without them). A file of ``SOLO_FORM_BYTES`` or more is matched with the other
+    form of the set released.
     """
     if rules is None:
         return []
     kwargs = {"data": data, "timeout": int(max(1, timeout))}
     if rules is not engine.content_rules and externals:
         kwargs["externals"] = externals
-    matches = rules_for(engine, rules, data).match(**kwargs)
+    name = rules.form_name(data)
+    if len(data) >= SOLO_FORM_BYTES:
+        with rules.solo(name):
+            matches = rules.form(name).match(**kwargs)
+    else:
+        matches = rules.form(name).match(**kwargs)
     return [(m.rule, m.namespace, list(m.tags), dict(m.meta)) for m in matches]
 
 

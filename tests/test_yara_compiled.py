@@ -12,6 +12,7 @@ import hashlib
 import re
 import shutil
 import sys
+import threading
 import tomllib
 import zipfile
 from collections.abc import Iterator
@@ -268,12 +269,13 @@ def test_match_rules_per_set(unpacked):
     assert yara_engine.match_rules(engine, engine.path_rules, b"x", externals, 5) == []
     assert yara_engine.match_rules(engine, None, b"x", externals, 5) == []
     # Files that do not start with "MZ" get the bundle's compiled/nonpe/ variant of a set.
-    assert engine.non_pe_count == 4 and len(engine.non_pe) == 2
-    variant = engine.non_pe[id(engine.all_rules)]
-    assert variant is not engine.all_rules
+    assert engine.non_pe_count == 4
+    assert engine.all_rules.has_non_pe and engine.path_rules.has_non_pe
+    full, variant = engine.all_rules.form("full"), engine.all_rules.form("non_pe")
+    assert variant is not full
     assert yara_engine.rules_for(engine, engine.all_rules, ALERT) is variant
-    assert yara_engine.rules_for(engine, engine.all_rules, b"MZ" + ALERT) is engine.all_rules
-    assert yara_engine.rules_for(engine, engine.all_rules, memoryview(b"MZ")) is engine.all_rules
+    assert yara_engine.rules_for(engine, engine.all_rules, b"MZ" + ALERT) is full
+    assert yara_engine.rules_for(engine, engine.all_rules, memoryview(b"MZ")) is full
     # The old entry point runs every loaded set (here the combined one).
     assert sorted(r for r, *_ in yara_engine.match(engine, ALERT, named, 5)) == [
         "PlantSweep_Demo_Alert",
@@ -292,9 +294,59 @@ def test_compiled_file_that_does_not_load_falls_back_to_source(unpacked):
 def test_missing_non_pe_sets_only_cost_speed(unpacked):
     (unpacked / "compiled" / "nonpe" / "path.yarc").unlink()
     engine, patterns = load(unpacked)
-    assert engine.compiled_from == "bundle" and engine.non_pe == {}
+    assert engine.compiled_from == "bundle" and not engine.all_rules.has_non_pe
     assert engine.non_pe_count is None and patterns.errors == []
-    assert yara_engine.rules_for(engine, engine.all_rules, ALERT) is engine.all_rules
+    assert yara_engine.rules_for(engine, engine.all_rules, ALERT) is engine.all_rules.form("full")
+
+
+def test_the_path_set_waits_on_disk_until_a_cached_file_needs_it(unpacked):
+    engine, _ = load(unpacked)
+    # A first scan runs the combined set only: the path set is not kept in memory...
+    assert not engine.path_rules.is_loaded("full") and not engine.path_rules.is_loaded("non_pe")
+    named = dict(dict.fromkeys(yara_engine.EXTERNALS, ""), filename="plantsweep-demo-dropper.cmd")
+    # ...and is loaded from the bundle when a file needs it, with the same matches.
+    found = yara_engine.match_rules(engine, engine.path_rules, b"x", named, 5)
+    assert [r for r, *_ in found] == ["PlantSweep_Demo_Dropper_Name"]
+    assert engine.path_rules.is_loaded("non_pe") and not engine.path_rules.is_loaded("full")
+
+
+def test_a_large_file_is_matched_with_the_other_form_released(unpacked, monkeypatch):
+    engine, _ = load(unpacked)
+    rules = engine.all_rules
+    externals = dict.fromkeys(yara_engine.EXTERNALS, "")
+    small = yara_engine.match_rules(engine, rules, ALERT, externals, 5)
+    monkeypatch.setattr(yara_engine, "SOLO_FORM_BYTES", len(ALERT))  # ALERT counts as large
+    seen = []
+    real_form = rules.form
+
+    def form(name):  # what is in memory while the large file is matched
+        seen.append((name, rules.is_loaded("full"), rules.is_loaded("non_pe")))
+        return real_form(name)
+
+    monkeypatch.setattr(rules, "form", form)
+    large = yara_engine.match_rules(engine, rules, ALERT, externals, 5)
+    assert large == small  # the same matches
+    assert seen == [("non_pe", False, True)]  # not MZ: the full form was released first
+    # The next MZ file loads the full form again from the bundle file (same matches).
+    mz = yara_engine.match_rules(engine, rules, b"MZ" + ALERT, externals, 5)
+    assert rules.is_loaded("full") and [r for r, *_ in mz] == [r for r, *_ in small]
+    # An MZ file that large releases the non-PE form instead.
+    seen.clear()
+    yara_engine.match_rules(engine, rules, b"MZ" + ALERT, externals, 5)
+    assert seen == [("full", True, False)]
+
+
+def test_a_released_form_waits_for_the_large_match_to_end(unpacked):
+    engine, _ = load(unpacked)
+    rules = engine.all_rules
+    got = []
+    with rules.solo("non_pe"):  # a large non-PE file is being matched
+        waiter = threading.Thread(target=lambda: got.append(rules.form("full")))
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive() and got == []  # the full form stays out of memory meanwhile
+    waiter.join(5)
+    assert not waiter.is_alive() and got == [rules.form("full")]
 
 
 def test_bundle_json_without_libyara_compiles_from_source(unpacked):

@@ -16,13 +16,14 @@ reference tool for this: the figures are absolute.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,26 @@ def queries(store: Any, real_log: bytes, n_logs: int) -> list[tuple[str, float, 
     return out
 
 
+@contextlib.contextmanager
+def fresh_store_url(backend: str, work: Path) -> Iterator[str]:
+    """The URL of an empty store: a new SQLite file in `work`, or a database on a private
+    PostgreSQL server (Debian's package, tests/harness/postgres.py) stopped afterwards."""
+    if backend == "sqlite":
+        work.mkdir(parents=True, exist_ok=True)
+        db = work / "store.sqlite"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        yield f"sqlite:///{db}"
+        return
+    from tests.harness.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        yield server.create_database("bench")
+    finally:
+        server.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--logs", type=int, default=100_000)
@@ -178,20 +199,7 @@ def main() -> int:
     print(f"store benchmark: {args.logs:,} scan logs, {total:,} findings, {args.hosts:,} hosts "
           f"({SITES} sites x {LINES} lines)")
     for backend in args.backend.split(","):
-        server = None
-        if backend == "sqlite":
-            work = Path(args.work)
-            work.mkdir(parents=True, exist_ok=True)
-            db = work / "store.sqlite"
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{db}{suffix}").unlink(missing_ok=True)
-            url = f"sqlite:///{db}"
-        else:
-            from tests.harness.postgres import PostgresServer
-
-            server = PostgresServer().start()
-            url = server.create_database("bench")
-        try:
+        with fresh_store_url(backend, Path(args.work)) as url:
             store = open_store(url)
             load = fill(store, args.logs, args.findings_per_log, args.hosts)
             print(f"\n{backend}: loaded in {load:.1f} s")
@@ -199,9 +207,6 @@ def main() -> int:
             for label, seconds, result in queries(store, real_log, args.logs):
                 print(f"  {label:45} {seconds * 1000:9.1f} ms  {result}")
             store.dispose()
-        finally:
-            if server is not None:
-                server.stop()
     return 0
 
 

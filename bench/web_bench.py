@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from sqlalchemy import func, insert, select, text  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
-from store_bench import fill  # noqa: E402
+from store_bench import fill, fresh_store_url  # noqa: E402
 
 from orchestrator.audit.identity import os_actor  # noqa: E402
 from orchestrator.store import open_store, schema  # noqa: E402
@@ -133,20 +133,7 @@ def main() -> int:
     print(f"web view benchmark: {args.logs:,} scan logs, {total:,} findings, "
           f"{args.hosts:,} hosts with an asset record each")  # fmt: skip
     for backend in args.backend.split(","):
-        server = None
-        if backend == "sqlite":
-            work = Path(args.work)
-            work.mkdir(parents=True, exist_ok=True)
-            db = work / "store.sqlite"
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{db}{suffix}").unlink(missing_ok=True)
-            url = f"sqlite:///{db}"
-        else:
-            from tests.harness.postgres import PostgresServer
-
-            server = PostgresServer().start()
-            url = server.create_database("webbench")
-        try:
+        with fresh_store_url(backend, Path(args.work)) as url:
             store = open_store(url)
             load = fill(store, args.logs, args.findings_per_log, args.hosts)
             extra = add_assets_and_admin(store, asset)
@@ -158,9 +145,6 @@ def main() -> int:
                     seconds, _, size = measure(client, url_path)
                     print(f"  {label:40} {seconds * 1000:9.1f} ms {size / 1024:8.1f} KiB")
             store.dispose()
-        finally:
-            if server is not None:
-                server.stop()
     return 0
 
 

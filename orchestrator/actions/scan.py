@@ -241,13 +241,10 @@ def _assessed(asset: dict[str, Any], hostvars: dict[str, Any]) -> dict[str, Any]
     `asset.assessment.patch_level.missing_required`, ...), against the host's
     `required_patches`."""
     from orchestrator.assessment import assess
-    from orchestrator.assets.report import asset_facts
+    from orchestrator.assets.report import asset_facts, required_patches
     from orchestrator.knowledge import use_knowledge
 
-    required = hostvars.get("required_patches") or []
-    if isinstance(required, str):
-        required = [required]
-    assessment = assess(asset, use_knowledge(), [str(k).upper() for k in required])
+    assessment = assess(asset, use_knowledge(), required_patches(hostvars))
     return asset_facts(asset, assessment)
 
 

@@ -114,18 +114,12 @@ def _inventory_selection(
         if group:
             raise UsageError("--group needs an inventory (-i)")
         return None, {}
+    from orchestrator.assets.report import required_patches
     from orchestrator.inventory import load_inventory
 
     inventory = load_inventory(paths)
     hosts = inventory.select(group or "all")
-    required: dict[str, list[str]] = {}
-    for host in hosts:
-        value = inventory.host_vars(host.name).get("required_patches") or []
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list):
-            raise UsageError(f"{host.name}: required_patches must be a list of KB ids")
-        required[host.name] = [str(v).strip().upper() for v in value if str(v).strip()]
+    required = {h.name: required_patches(inventory.host_vars(h.name), h.name) for h in hosts}
     return {h.name for h in hosts}, required
 
 

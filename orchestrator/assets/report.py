@@ -138,6 +138,19 @@ def assess_hosts(
         yield assess_host(r, knowledge, required.get(r.name), today, keep_asset=keep_asset)
 
 
+def required_patches(hostvars: dict[str, Any], host: str = "") -> list[str]:
+    """The host's `required_patches` inventory variable as upper-case KB ids (one id or a
+    list); UsageError for anything else."""
+    from orchestrator.errors import UsageError
+
+    value = hostvars.get("required_patches") or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise UsageError(f"{host or 'a host'}: required_patches must be a list of KB ids")
+    return [str(v).strip().upper() for v in value if str(v).strip()]
+
+
 def asset_facts(asset: dict[str, Any], assessment: dict[str, Any]) -> dict[str, Any]:
     """The `asset` fact of playbooks: the collected asset with the assessment folded in, so
     `when: asset.os.eol_status == 'eol'` and `asset.assessment.risk.level` work."""

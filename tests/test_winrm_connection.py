@@ -7,6 +7,7 @@ The test server runs commands with /bin/sh, so these hosts use ansible_shell_typ
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -171,3 +172,43 @@ def test_put_digest_matches_local_file(server, tmp_path):
         conn.put(local, str(tmp_path / "copy"), timeout=30)
         result = conn.run(f"sha256sum {tmp_path / 'copy'}", timeout=10)
     assert result.stdout.split()[0].decode() == hashlib.sha256(local.read_bytes()).hexdigest()
+
+
+def _tls_peer(tmp_path: Path, behaviour: str) -> tuple[int, threading.Thread]:
+    """A loopback peer for one HTTPS request: "untrusted" completes the handshake with a
+    certificate of another CA; "hangs-up" accepts the TCP connection and closes it at once, as
+    a WinRM service going away mid-session does."""
+    import socket
+    import ssl
+
+    from tests.siem_servers.certs import make_pki
+
+    pki = make_pki(tmp_path / "pki", "not the host's CA")
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            if behaviour == "untrusted":
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(pki.cert, pki.key)
+                with contextlib.suppress(OSError):
+                    context.wrap_socket(conn, server_side=True).close()
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+@pytest.mark.parametrize(("behaviour", "rejected"), [("untrusted", True), ("hangs-up", False)])
+def test_only_a_rejected_certificate_is_called_a_certificate_problem(tmp_path, behaviour, rejected):
+    import requests
+
+    from orchestrator.connections.winrm import certificate_rejected
+
+    port, thread = _tls_peer(tmp_path, behaviour)
+    with pytest.raises(requests.exceptions.ConnectionError) as caught:
+        requests.get(f"https://127.0.0.1:{port}/wsman", timeout=5)
+    thread.join(5)
+    assert certificate_rejected(caught.value) is rejected

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import ssl
 import tempfile
 import threading
 import time
@@ -50,6 +51,23 @@ def _fault_text(exc: winrm_errors.WSManFaultError) -> str:
     hint = FAULT_HINTS.get(code) if code is not None else None
     text = f"WinRM fault {code}: {exc.reason}" if code else f"WinRM fault: {exc.reason}"
     return f"{text} ({hint})" if hint else text
+
+
+def certificate_rejected(exc: BaseException) -> bool:
+    """True if the TLS certificate failed verification somewhere in `exc`'s causes. A
+    handshake cut short (the server went away: SSLEOFError, a reset) is no certificate
+    problem, although requests reports both as SSLError."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        e = todo.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return True
+        todo += [getattr(e, "reason", None), e.__cause__, e.__context__, *e.args]
+    return False
 
 
 class WinRMConnection(Connection):
@@ -107,12 +125,14 @@ class WinRMConnection(Connection):
                 "WinRM authentication failed: wrong user or password (a local administrator "
                 "other than the built-in one also needs LocalAccountTokenFilterPolicy=1)"
             )
-        if isinstance(exc, requests.exceptions.SSLError):
+        if isinstance(exc, requests.exceptions.SSLError) and certificate_rejected(exc):
             return (
                 f"TLS certificate check of {endpoint} failed ({_first_line(exc)}): the "
                 "certificate must name the host and be signed by a CA in "
                 "ansible_winrm_ca_trust_path"
             )
+        if isinstance(exc, requests.exceptions.SSLError):  # the handshake broke off
+            return f"TLS handshake with WinRM at {endpoint} failed ({_first_line(exc)})"
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return f"WinRM at {endpoint} did not answer within the connect timeout"
         if isinstance(exc, requests.exceptions.ConnectionError):
@@ -259,7 +279,7 @@ class WinRMConnection(Connection):
             return exc
         endpoint = self.settings.endpoint(self.target.address)
         broken = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)
-        if isinstance(exc, broken) and not isinstance(exc, requests.exceptions.SSLError):
+        if isinstance(exc, broken) and not certificate_rejected(exc):
             # Connected before: the host or its WinRM service went away mid-session.
             return StepFailed(
                 self.name, f"WinRM at {endpoint} stopped answering ({_first_line(exc)})"

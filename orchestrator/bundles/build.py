@@ -284,13 +284,7 @@ def build_bundle_manifest(
 ) -> tuple[Path, Manifest]:
     """``build_bundle``, also returning the signed manifest (rule counts, excluded files)."""
     dest_file = Path(dest_file)
-    try:
-        check_name(name)
-        check_version(version)
-    except ManifestError as exc:
-        raise BundleError(str(exc), path=str(dest_file)) from exc
-    if expires < released:
-        raise BundleError("expiry date is before the release date", path=str(dest_file))
+    _check_header(dest_file, name, version, released, expires)
     key = load_secret_key(secret_key_path)
 
     # Read each file once: the hash, the compiled rules and the archived bytes all come from
@@ -315,18 +309,40 @@ def build_bundle_manifest(
         yara_info = YaraInfo(
             compiled.libyara, compiled.content_rules, compiled.path_rules, compiled.non_pe_rules
         )
-    manifest = Manifest(
-        name=name,
-        version=version,
-        released=released,
-        expires=expires,
-        files=tuple(
-            FileEntry(rel, hashlib.sha256(data).hexdigest(), len(data)) for rel, data in contents
-        ),
-        yara=yara_info,
-        excluded=excluded,
+    manifest = _manifest(
+        name, version, released, expires, contents, yara=yara_info, excluded=excluded
     )
     return write_signed(dest_file, key, manifest, contents), manifest
+
+
+def _check_header(
+    dest_file: Path, name: str, version: int, released: date, expires: date, kind: str | None = None
+) -> None:
+    """BundleError for a bad name, version, kind or date order (before anything is read)."""
+    try:
+        check_name(name)
+        check_version(version)
+        if kind is not None:
+            check_kind(kind)
+    except ManifestError as exc:
+        raise BundleError(str(exc), path=str(dest_file)) from exc
+    if expires < released:
+        raise BundleError("expiry date is before the release date", path=str(dest_file))
+
+
+def _manifest(
+    name: str,
+    version: int,
+    released: date,
+    expires: date,
+    contents: list[tuple[str, bytes]],
+    **extra: Any,
+) -> Manifest:
+    files = tuple(
+        FileEntry(rel, hashlib.sha256(data).hexdigest(), len(data)) for rel, data in contents
+    )
+    return Manifest(name=name, version=version, released=released, expires=expires,
+                    files=files, **extra)  # fmt: skip
 
 
 def build_files_bundle(
@@ -342,25 +358,9 @@ def build_files_bundle(
     """Sign ``[(relpath, bytes)]`` (already made, e.g. the knowledge data) as a bundle of
     ``kind``: the same archive, manifest and signature as pattern bundles, no YARA step."""
     dest_file = Path(dest_file)
-    try:
-        check_name(name)
-        check_version(version)
-        check_kind(kind)
-    except ManifestError as exc:
-        raise BundleError(str(exc), path=str(dest_file)) from exc
-    if expires < released:
-        raise BundleError("expiry date is before the release date", path=str(dest_file))
+    _check_header(dest_file, name, version, released, expires, kind)
     contents = sorted(contents)
-    manifest = Manifest(
-        name=name,
-        version=version,
-        released=released,
-        expires=expires,
-        files=tuple(
-            FileEntry(rel, hashlib.sha256(data).hexdigest(), len(data)) for rel, data in contents
-        ),
-        kind=kind,
-    )
+    manifest = _manifest(name, version, released, expires, contents, kind=kind)
     return write_signed(dest_file, load_secret_key(secret_key_path), manifest, contents), manifest
 
 

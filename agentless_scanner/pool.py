@@ -49,6 +49,13 @@ BATCH_BYTES = 8 << 20
 
 #: In stage mode, how much lower the workers' scheduling priority is (nice) than the walker's.
 WORKER_NICE = 10
+#: In stage mode, the interpreter's switch interval (seconds; CPython's default is 0.005).
+#: A worker that finished hashing a chunk without the interpreter lock waits for the walker
+#: to give the lock back; the walker gives it at its next system call, but as it wants it
+#: again at once, a waiting worker often gets it only when the interval forces a switch.
+#: Measured on the benchmark corpus (second host, 2 threads, interleaved runs): median
+#: wall time 2.84 s with 0.0005 or 0.0002 against 2.94 s with the default.
+STAGE_SWITCH_INTERVAL = 0.0005
 
 
 def _yield_to_walker():
@@ -120,6 +127,10 @@ class ThreadedScan(object):
         self._batch = []
         self._batch_bytes = 0
         self._room = threading.Condition()
+        self._switch_interval = None
+        if stage:
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch_interval, STAGE_SWITCH_INTERVAL))
         self.workers = [
             threading.Thread(target=self._work, args=(i == 0,), name="scan-%d" % i)
             for i in range(threads)
@@ -219,3 +230,5 @@ class ThreadedScan(object):
             self.queue.put(None)
         for worker in self.workers:
             worker.join()
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)

@@ -71,9 +71,9 @@ class _InThread(object):
     """``fn()`` run on a thread of its own; ``result()`` waits for its return value. For
     work whose result is needed only later (its exceptions must be handled by ``fn``)."""
 
-    def __init__(self, fn):
+    def __init__(self, fn, name):
         self._value = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), name="asset")
+        self._thread = threading.Thread(target=self._run, args=(fn,), name=name)
         self._thread.daemon = True
         self._thread.start()
 
@@ -117,7 +117,23 @@ def _options_key(args, archive_limits):
     }
 
 
-def _scan_options(args, patterns, yara, deadline_at, verdicts_ahead=None):
+def _compile_rules(yara, patterns):
+    try:
+        yara_engine.compile_rules(yara, patterns)
+    except Exception as exc:
+        patterns.error(None, "YARA rules could not be loaded: %s: %s" % (type(exc).__name__, exc))
+
+
+def _pattern_ids(patterns):
+    """``(rules_id, patterns_id)``: the identities of the YARA rule files and of the whole
+    pattern set (None without them); each file is hashed once for both."""
+    digests = {}
+    rules_id = verdicts.rules_id(patterns.yara_files, digests) if patterns.yara_files else None
+    patterns_id = verdicts.patterns_id(patterns.files, digests) if patterns.root else None
+    return rules_id, patterns_id
+
+
+def _scan_options(args, patterns, yara, deadline_at, ids, verdicts_ahead=None):
     """The FileScanner options and the performance record for the log."""
     work = {"threads": args.threads or impact.default_threads()}
     if args.low_impact:
@@ -140,9 +156,7 @@ def _scan_options(args, patterns, yara, deadline_at, verdicts_ahead=None):
     )
     work["type_filter"] = options.type_filter
     work["archives"] = archive_limits.as_log() if archive_limits is not None else None
-    digests = {}  # each pattern file hashed once for both ids
-    rules_id = verdicts.rules_id(patterns.yara_files, digests) if patterns.yara_files else None
-    patterns_id = verdicts.patterns_id(patterns.files, digests) if patterns.root else None
+    rules_id, patterns_id = ids
     options_key = _options_key(args, archive_limits)
     work["rules_id"] = rules_id
     work["patterns_id"] = patterns_id
@@ -207,14 +221,13 @@ def run(args, payload, argv):
             patterns.error(None, "no pattern directory given: files are hashed, not matched")
 
     yara = yara_engine.load_yara(wheel_dir, scratch_parent, want=args.scan_type != "asset")
-    try:
-        yara_engine.compile_rules(yara, patterns)
-    except Exception as exc:
-        patterns.error(None, "YARA rules could not be loaded: %s: %s" % (type(exc).__name__, exc))
+    # yara.load works without the interpreter lock: the pattern files are hashed for the
+    # rule ids (below) while the compiled rules load.
+    compiling = _InThread(lambda: _compile_rules(yara, patterns), "rules")
 
     # Only the log needs the asset information: it is collected while the scan runs (its
     # name lookups may wait for a resolver).
-    asset_ahead = _InThread(_collect_asset)
+    asset_ahead = _InThread(_collect_asset, "asset")
 
     scanner_paths = []
     for path, reason in (
@@ -234,9 +247,11 @@ def run(args, payload, argv):
         else:
             recorder.skip(os.fsencode(path) if path else None, kind, message)
 
+    ids = _pattern_ids(patterns)
+    compiling.result()
     if stop.reason:
         deadline_at = 0
-    options, work = _scan_options(args, patterns, yara, deadline_at, verdicts_ahead)
+    options, work = _scan_options(args, patterns, yara, deadline_at, ids, verdicts_ahead)
     options.all_types_under = tuple(
         os.path.join(os.fsencode(entry["real"]), b"")
         for entry in plan.walk_roots()

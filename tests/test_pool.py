@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
@@ -95,3 +96,21 @@ def test_large_files_are_matched_on_one_thread_and_never_two_at_once(tmp_path, m
     scan.close()
     assert len(in_large) == sizes.count(5000)
     assert threads_of_large == {"scan-0"}
+
+
+def test_stage_mode_shortens_the_switch_interval_and_gives_the_old_one_back():
+    class Scanner:
+        deadline_at = None
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.004)
+        scan = pool.ThreadedScan(Scanner(), 2, Recorder(), stage=True)
+        assert sys.getswitchinterval() == pytest.approx(pool.STAGE_SWITCH_INTERVAL)
+        scan.close()
+        assert sys.getswitchinterval() == pytest.approx(0.004)
+        whole = pool.ThreadedScan(Scanner(), 2, Recorder(), stage=False)
+        assert sys.getswitchinterval() == pytest.approx(0.004)  # matching: YARA has no lock
+        whole.close()
+    finally:
+        sys.setswitchinterval(before)

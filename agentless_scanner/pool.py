@@ -154,7 +154,7 @@ class ThreadedScan(object):
             if len(batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
                 self._flush()
             return
-        staged = self.scanner.stage(fd, path, st, copy=True)
+        staged = self.scanner.stage_small(fd, path, st)
         if staged is None:
             return
         size = staged[3].size

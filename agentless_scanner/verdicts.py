@@ -98,51 +98,53 @@ class Verdicts(object):
     def get(self, sha256):
         """``(matches, "fleet"|"scan")`` of a known content verdict (matches empty if clean),
         or ``(None, None)``."""
-        found = self.fleet.get(sha256)
+        found = self.fleet.entries.get(sha256)
         if found is not None:
-            return found, "fleet"
-        found = self.scan.get(sha256)
+            return found or [], "fleet"
+        found = self.scan.entries.get(sha256)
         if found is not None:
-            return found, "scan"
+            return found or [], "scan"
         return None, None
 
     def put(self, sha256, matches):
         self.scan.put(sha256, matches)
 
     def get_path(self, key):
-        found = self.fleet_path.get(key)
+        found = self.fleet_path.entries.get(key)
         if found is not None:
-            return found, "fleet"
-        found = self.scan_path.get(key)
+            return found or [], "fleet"
+        found = self.scan_path.entries.get(key)
         if found is not None:
-            return found, "scan"
+            return found or [], "scan"
         return None, None
 
     def put_path(self, key, matches):
         self.scan_path.put(key, matches)
 
 
+#: A clean verdict in a _Book (a matched one is its list of matches).
+_CLEAN = ()
+
+
 class _Book(object):
+    """Verdicts by key in one dict (one lookup per file): the list of matches, or _CLEAN.
+    ``limit``: at most this many clean verdicts are added by ``put``."""
+
     def __init__(self, clean=(), matched=None, limit=None):
-        self.clean = set(clean)
-        self.matched = dict(matched or {})
+        self.entries = dict.fromkeys(clean, _CLEAN)
+        self.entries.update(matched or {})  # a key listed as both is matched
         self.limit = limit
+        self._clean_added = 0
 
     def __len__(self):
-        return len(self.clean) + len(self.matched)
-
-    def get(self, key):
-        if key in self.matched:
-            return self.matched[key]
-        if key in self.clean:
-            return []
-        return None
+        return len(self.entries)
 
     def put(self, key, matches):
         if matches:
-            self.matched[key] = matches
-        elif self.limit is None or len(self.clean) < self.limit:
-            self.clean.add(key)
+            self.entries[key] = matches
+        elif key not in self.entries and (self.limit is None or self._clean_added < self.limit):
+            self.entries[key] = _CLEAN
+            self._clean_added += 1
 
 
 def path_key(sha256, externals, names):
@@ -152,7 +154,7 @@ def path_key(sha256, externals, names):
 
 def path_key_of(sha256, values):
     """``path_key`` from the external variables' values, in the order of its ``names``."""
-    text = "\0".join([sha256] + list(values))
+    text = "\0".join((sha256,) + tuple(values))
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 

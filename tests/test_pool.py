@@ -84,6 +84,9 @@ def test_large_files_are_matched_on_one_thread_and_never_two_at_once(tmp_path, m
                 self(fd, path, st)
             return None  # small files: known, done on the walker's thread
 
+        def stage_small(self, fd, path, st):
+            return self.stage(fd, path, st, copy=True)
+
     scan = pool.ThreadedScan(Scanner(), 3, Recorder(), stage=stage)
     for i, size in enumerate(sizes):
         path = tmp_path / f"f{i}"

@@ -350,6 +350,9 @@ def test_large_files_are_hashed_first_when_verdicts_are_reused(tmp_path, payload
     )
     new = tree / "large" / "new.bin"
     S.write(new, b"\2" * big + HARMLESS)  # bytes no verdict knows
+    # Known bytes at a new path: the content verdict is cached, the path rules run again.
+    moved = tree / "moved" / "dropper.exe"
+    S.write(moved, b"MZ junk " + HARMLESS)
     args = ("--verdicts", str(verdicts), "--threads", "2")
     second = _scan(tmp_path, payload, wheels, tree, patterns, "second.json", *args)
     full = _scan(tmp_path, payload, wheels, tree, patterns, "full.json", "--threads", "1")
@@ -362,7 +365,9 @@ def test_large_files_are_hashed_first_when_verdicts_are_reused(tmp_path, payload
         hashlib.md5(data).hexdigest(),
     )
     assert str(new) in found and str(tree / "large" / "clean.bin") not in found
+    assert "Detection_PathDependent" in {m["rule"] for m in found[str(moved)]["matches"]}
     assert second["performance"]["cache_hits"] == second["stats"]["files_scanned"] - 1
+    assert second["performance"]["path_cache_hits"] == second["stats"]["files_scanned"] - 2
     assert second["stats"]["files_scanned"] == full["stats"]["files_scanned"]  # once each
 
 

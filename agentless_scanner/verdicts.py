@@ -20,8 +20,9 @@ Three gzip files, all optional (see the README, "Fleet verdict cache" and "--sin
   known: from --verdicts or an earlier file with the same bytes), ``unchanged`` (carried over
   by --since), or ``unchecked`` (content rules did not run: no YARA, the quick-scan type
   filter, or the match failed). With path rules the line goes on with ``path_key, pstate``
-  (the same states, for the path rules). The controller builds the next --verdicts and
-  --since files from it; ``unchecked`` files never become ``clean`` verdicts.
+  (the same states, for the path rules), unless both verdicts were ``cached``: the
+  controller learns nothing from such a path key. The controller builds the next --verdicts
+  and --since files from it; ``unchecked`` files never become ``clean`` verdicts.
 """
 
 import collections
@@ -267,6 +268,10 @@ class FileIndex(object):
         self._writer.start()
 
     def add(self, shown, size, mtime_ns, inode, sha256, state, pkey=None, pstate=None):
+        if state == "cached" and pstate == "cached":
+            # Both verdicts came from the cache: the controller learns nothing from the path
+            # key, which would be a third of the line (and of the time to compress it).
+            pkey = pstate = None
         # The line is formatted by the writer thread (see _lines).
         with self._lock:
             self._pending.append((shown, size, mtime_ns, inode, sha256, state, pkey, pstate))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -94,9 +95,10 @@ def test_the_short_way_gives_what_stage_gives(tmp_path, monkeypatch):
         assert (known.hits, known.path_hits) == (1, 1)
     lines = gzip.decompress(fast_index.read_bytes()).decode().splitlines()
     assert lines == gzip.decompress(slow_index.read_bytes()).decode().splitlines()
-    entry = [line for line in lines if "a.txt" in line]
-    pkey = _pkey(tree / "a.txt", FILES["a.txt"])
-    assert len(entry) == 1 and entry[0].endswith(f'"cached","{pkey}","cached"]')
+    # Both verdicts from the cache: the line ends with the content state (no path key, the
+    # controller learns nothing from it); a file still to match keeps nothing back.
+    entry = [json.loads(line) for line in lines if "a.txt" in line]
+    assert entry == [[str(tree / "a.txt"), 6, entry[0][2], entry[0][3], _sha(b"alpha\n"), "cached"]]
 
 
 def test_a_file_that_changed_after_it_was_opened_goes_the_long_way(tmp_path):
@@ -119,3 +121,18 @@ def test_a_file_that_changed_after_it_was_opened_goes_the_long_way(tmp_path):
     assert rec.notes == {"changed-during-scan": 1}
     assert staged is not None and bytes(staged[3].data) == FILES["a.txt"] + b"more\n"
     assert staged[3].sha256 == _sha(FILES["a.txt"] + b"more\n")
+
+
+def test_the_index_keeps_a_path_key_only_when_the_controller_can_learn_from_it(tmp_path):
+    index_path = tmp_path / "files.gz"
+    index = verdicts.FileIndex(index_path, {"rules_id": "r"})
+    index.add("/a", 1, 2, 3, "s" * 64, "cached", "k" * 64, "cached")
+    index.add("/b", 1, 2, 3, "s" * 64, "cached", "k" * 64, "clean")  # a fresh path verdict
+    index.add("/c", 1, 2, 3, "s" * 64, "matched", "k" * 64, "cached")
+    index.close()
+    lines = gzip.decompress(index_path.read_bytes()).decode().splitlines()
+    assert [json.loads(line) for line in lines[1:]] == [
+        ["/a", 1, 2, 3, "s" * 64, "cached"],
+        ["/b", 1, 2, 3, "s" * 64, "cached", "k" * 64, "clean"],
+        ["/c", 1, 2, 3, "s" * 64, "matched", "k" * 64, "cached"],
+    ]

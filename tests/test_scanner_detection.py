@@ -327,7 +327,8 @@ def test_verdict_cache_gives_identical_findings(tmp_path, payload, wheels):
     assert _comparable(nocache) == _comparable(second)
 
 
-def test_large_files_are_hashed_first_when_verdicts_are_reused(tmp_path, payload, wheels):
+@pytest.mark.parametrize("python", [S.PY311, S.PY38], ids=["py311", "py38"])
+def test_large_files_are_hashed_first_when_verdicts_are_reused(tmp_path, payload, wheels, python):
     """With verdicts, a file over 1 MiB is first hashed without keeping its bytes: a known
     clean one is done; a known matched one is read again for its SHA-1 and MD5; an unknown one
     is read again whole and matched. Findings equal those of a scan without verdicts."""
@@ -343,7 +344,15 @@ def test_large_files_are_hashed_first_when_verdicts_are_reused(tmp_path, payload
     (patterns / "detection-path.yar").write_text(PATH_RULES)
     index = tmp_path / "files1.json.gz"
     first = _scan(
-        tmp_path, payload, wheels, tree, patterns, "first.json", "--files-out", str(index)
+        tmp_path,
+        payload,
+        wheels,
+        tree,
+        patterns,
+        "first.json",
+        "--files-out",
+        str(index),
+        python=python,
     )
     verdicts = _verdicts_from(
         VerdictCache(tmp_path / "cache"), "h", index, first, patterns, tmp_path
@@ -354,8 +363,10 @@ def test_large_files_are_hashed_first_when_verdicts_are_reused(tmp_path, payload
     moved = tree / "moved" / "dropper.exe"
     S.write(moved, b"MZ junk " + HARMLESS)
     args = ("--verdicts", str(verdicts), "--threads", "2")
-    second = _scan(tmp_path, payload, wheels, tree, patterns, "second.json", *args)
-    full = _scan(tmp_path, payload, wheels, tree, patterns, "full.json", "--threads", "1")
+    second = _scan(tmp_path, payload, wheels, tree, patterns, "second.json", *args, python=python)
+    full = _scan(
+        tmp_path, payload, wheels, tree, patterns, "full.json", "--threads", "1", python=python
+    )
     assert _comparable(second) == _comparable(full)
     found = {f["path"]: f for f in second["findings"]}
     matched = found[str(tree / "large" / "matched.exe")]

@@ -318,7 +318,9 @@ class FileScanner(object):
         deadline_at = self.deadline_at
         if deadline_at is not None and time.monotonic() >= deadline_at:
             return self.stage(fd, path, st, copy=True)  # records it as stopped
-        view = memoryview(_buffer(CHUNK_SIZE))[:CHUNK_SIZE]
+        view = getattr(_buffers, "small", None)
+        if view is None:
+            view = _buffers.small = memoryview(bytearray(CHUNK_SIZE))  # this thread's
         try:
             count = _readv(fd, (view,))
             after = os.fstat(fd)
@@ -356,10 +358,7 @@ class FileScanner(object):
             data.head = bytes(chunk[: filetypes.HEAD_SIZE])
             data.data = bytes(chunk)
             return self._staged(fd, path, st, data, True, False, False)
-        with self._lock:
-            self.files_scanned += 1
-            self.bytes_scanned += count
-        self._record_known_clean(st, shown, count, sha256, origin, pkey, path_origin)
+        self._record_known_clean(st, shown, count, sha256, origin, pkey, path_origin, True)
         return None
 
     def stage(self, fd, path, st, copy=False, hash_first=False, counted=False):
@@ -520,11 +519,17 @@ class FileScanner(object):
         )
         return True
 
-    def _record_known_clean(self, st, shown, size, sha256, origin, pkey, path_origin):
+    def _record_known_clean(
+        self, st, shown, size, sha256, origin, pkey, path_origin, uncounted=False
+    ):
         """What ``finish`` records for a file whose YARA verdicts are all known and clean
-        and that nothing else can give a finding: the counters and its line in the index."""
+        and that nothing else can give a finding: the counters and its line in the index.
+        ``uncounted``: the file is not in files_scanned and bytes_scanned yet."""
         verdicts = self.options.verdicts
         with self._lock:
+            if uncounted:
+                self.files_scanned += 1
+                self.bytes_scanned += size
             if origin == "fleet":
                 verdicts.hits += 1
             else:

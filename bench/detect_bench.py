@@ -894,6 +894,8 @@ def second_host_run(
     first, second = median_run(firsts), median_run(seconds)
     same = all(r["hits"] == firsts[0]["hits"] for r in firsts + seconds)
     speedup = first["wall_s"] / second["wall_s"]
+    # Each second host against the first host run just before it (interleaved).
+    ratios = [f["wall_s"] / s["wall_s"] for f, s in zip(firsts, seconds, strict=True)]
     cpu_speedup = first["cpu_s"] / second["cpu_s"]
     states = file_states(index2)
     return {
@@ -903,6 +905,9 @@ def second_host_run(
         "first_cpu_s": round(first["cpu_s"], 3),
         "second_cpu_s": round(second["cpu_s"], 3),
         "second_peak_rss_mib": round(second["maxrss_kib"] / 1024, 1),
+        "first_runs_wall_s": [round(r["wall_s"], 3) for r in firsts],
+        "second_runs_wall_s": [round(r["wall_s"], 3) for r in seconds],
+        "speedups": [round(ratio, 2) for ratio in ratios],
         "speedup": round(speedup, 2),
         "cpu_speedup": round(cpu_speedup, 2),
         "same_hits": same,
@@ -910,7 +915,9 @@ def second_host_run(
             f"second-host run (verdict cache, median of {args.runs}): first "
             f"{first['wall_s']:.2f} s ({first['cpu_s']:.2f} s CPU), second "
             f"{second['wall_s']:.2f} s ({second['cpu_s']:.2f} s CPU): {speedup:.1f}x faster "
-            f"({cpu_speedup:.1f}x less CPU), hits {'identical' if same else 'DIFFERENT'}; "
+            f"({cpu_speedup:.1f}x less CPU; run by run "
+            + ", ".join(f"{ratio:.1f}x" for ratio in ratios)
+            + f"), hits {'identical' if same else 'DIFFERENT'}; "
             "second run's files: "
             + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
         ),

@@ -23,9 +23,11 @@ def find_tool(name, dirs=TOOL_DIRS):
     return None
 
 
-def run_tool(argv, timeout=COMMAND_TIMEOUT_S):
-    """Run a command; return (stdout text, None) or (None, error message)."""
-    env = {"LC_ALL": "C", "LANG": "C", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
+def run_captured(argv, timeout=COMMAND_TIMEOUT_S, decode=None, **options):
+    """Run a command without input; return (stdout bytes, None) or (None, error message).
+
+    ``decode`` turns its stderr into text for the message (default: UTF-8); ``options`` go
+    to subprocess.run (``env``, ``creationflags``)."""
     try:
         proc = subprocess.run(
             argv,
@@ -33,20 +35,30 @@ def run_tool(argv, timeout=COMMAND_TIMEOUT_S):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             timeout=timeout,
-            env=env,
+            **options,
         )
     except subprocess.TimeoutExpired:
         return None, "%s timed out after %ss" % (argv[0], timeout)
     except OSError as exc:
         return None, "%s could not run: %s" % (argv[0], exc)
     if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        stderr = decode(proc.stderr) if decode else proc.stderr.decode("utf-8", "replace")
+        err = stderr.strip().splitlines()
         return None, "%s exited with %d%s" % (
             argv[0],
             proc.returncode,
             (": " + err[-1][:200]) if err else "",
         )
-    return proc.stdout.decode("utf-8", "replace"), None
+    return proc.stdout, None
+
+
+def run_tool(argv, timeout=COMMAND_TIMEOUT_S):
+    """Run a command; return (stdout text, None) or (None, error message)."""
+    env = {"LC_ALL": "C", "LANG": "C", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
+    out, error = run_captured(argv, timeout, env=env)
+    if out is None:
+        return None, error
+    return out.decode("utf-8", "replace"), None
 
 
 def read_text(path, limit=1 << 20):

@@ -20,6 +20,7 @@ import re
 import subprocess
 import sys
 
+from agentless_scanner.asset_common import COMMAND_TIMEOUT_S, run_captured
 from agentless_scanner.timeutil import iso_utc
 from agentless_scanner.winreg_reader import LiveRegistry, MissingKey, short
 
@@ -60,7 +61,6 @@ PS_QFE = [
     " | ConvertTo-Csv -NoTypeInformation",
 ]
 NETSTAT = ["netstat", "-ano"]
-COMMAND_TIMEOUT_S = 120
 MAX_LISTENING = 1000  # the same cap as the Linux collector
 
 WIN32_SERVICE_TYPES = (0x10, 0x20, 0x110, 0x120)  # own/shared process, optionally interactive
@@ -76,27 +76,7 @@ FILETIME_EPOCH_OFFSET = 11644473600  # seconds from 1601-01-01 to 1970-01-01
 def run_command(argv, timeout=COMMAND_TIMEOUT_S):
     """Run a Windows command: (stdout bytes, None) or (None, error message)."""
     flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
-    try:
-        proc = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            timeout=timeout,
-            creationflags=flags,
-        )
-    except subprocess.TimeoutExpired:
-        return None, "%s timed out after %ss" % (argv[0], timeout)
-    except OSError as exc:
-        return None, "%s could not run: %s" % (argv[0], exc)
-    if proc.returncode != 0:
-        err = decode_output(proc.stderr).strip().splitlines()
-        return None, "%s exited with %d%s" % (
-            argv[0],
-            proc.returncode,
-            (": " + err[-1][:200]) if err else "",
-        )
-    return proc.stdout, None
+    return run_captured(argv, timeout, decode_output, creationflags=flags)
 
 
 def decode_output(raw):

@@ -1058,3 +1058,14 @@ def test_payload_module_runs_under_python36():
         "2026-11-20T15:27:09Z",
         ["hardware"],  # hardware.reg was not loaded
     ]
+
+
+def test_a_failing_command_reports_its_last_stderr_line_decoded_like_windows_output():
+    # UTF-16LE with a BOM, as Windows tools write it: decode_output reads it for the message.
+    script = r"printf '\377\376o\000n\000e\000\n\000l\000a\000s\000t\000' >&2; exit 4"
+    out, error = aw.run_command(["sh", "-c", script])
+    assert out is None and error == "sh exited with 4: last"
+    out, error = aw.run_command(["sh", "-c", "printf 'ok'"])
+    assert (out, error) == (b"ok", None)
+    out, error = aw.run_command(["sleep", "5"], timeout=0.2)
+    assert out is None and error == "sleep timed out after 0.2s"

@@ -182,13 +182,18 @@ def fresh_store_url(backend: str, work: Path) -> Iterator[str]:
         server.stop()
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_store_args(ap: argparse.ArgumentParser, work: str) -> None:
+    """The size of the filled store, the backends and the work folder (also web_bench.py)."""
     ap.add_argument("--logs", type=int, default=100_000)
     ap.add_argument("--findings-per-log", type=int, default=100)
     ap.add_argument("--hosts", type=int, default=2000)
     ap.add_argument("--backend", default="sqlite,postgresql")
-    ap.add_argument("--work", default="/var/tmp/plantsweep-store-bench")
+    ap.add_argument("--work", default=work)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_store_args(ap, "/var/tmp/plantsweep-store-bench")
     args = ap.parse_args()
     from tests.store_logs import real_logs, variant
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from sqlalchemy import func, insert, select, text  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
-from store_bench import fill, fresh_store_url  # noqa: E402
+from store_bench import add_store_args, fill, fresh_store_url  # noqa: E402
 
 from orchestrator.audit.identity import os_actor  # noqa: E402
 from orchestrator.store import open_store, schema  # noqa: E402
@@ -122,11 +122,7 @@ def measure(client: TestClient, url: str, runs: int = 5) -> tuple[float, int, in
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--logs", type=int, default=100_000)
-    ap.add_argument("--findings-per-log", type=int, default=100)
-    ap.add_argument("--hosts", type=int, default=2000)
-    ap.add_argument("--backend", default="sqlite,postgresql")
-    ap.add_argument("--work", default="/var/tmp/plantsweep-web-bench")
+    add_store_args(ap, "/var/tmp/plantsweep-web-bench")
     args = ap.parse_args()
     asset = real_asset()
     total = args.logs * args.findings_per_log

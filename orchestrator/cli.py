@@ -21,6 +21,7 @@ import yaml
 from orchestrator import __version__, exit_codes
 from orchestrator.assets.cli import add_parser as add_assets_parser
 from orchestrator.audit.cli import add_parser as add_audit_parser
+from orchestrator.bundle_args import add_check_parsers
 from orchestrator.checkpoint.cli import add_parser as add_checkpoint_parser
 from orchestrator.detection import add_detection_args
 from orchestrator.detection import from_args as detection_from_args
@@ -260,15 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave out rule files that do not compile (listed in the manifest), not fail",
     )
-    for verb, text in (("import", "verify and install"), ("verify", "verify only")):
-        p = psub.add_parser(verb, help=f"{text} a bundle (signature, hashes, version, dates)")
-        p.add_argument("bundle", metavar="BUNDLE")
-        p.add_argument(
-            "--trusted",
-            action="append",
-            metavar="PUBLIC_KEY",
-            help="trusted public key (default: every *.pub in the trusted-keys folder)",
-        )
+    add_check_parsers(psub, "a bundle")
     psub.add_parser("list", help="installed bundles")
     show = psub.add_parser("show", help="the manifest of an installed bundle")
     show.add_argument("name")

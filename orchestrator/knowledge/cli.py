@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.bundle_args import add_check_parsers
 from orchestrator.errors import PlantsweepError, UsageError
 
 if TYPE_CHECKING:
@@ -70,16 +71,7 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> argpars
         help="the bundle file (with --default: the folder, default the package's)",
     )
 
-    for verb, text in (("import", "verify and install"), ("verify", "verify only")):
-        p = dsub.add_parser(verb, help=f"{text} a data bundle (signature, hashes, version, dates)")
-        p.add_argument("bundle", metavar="BUNDLE")
-        p.add_argument(
-            "--trusted",
-            action="append",
-            metavar="PUBLIC_KEY",
-            help="trusted public key (default: every *.pub in the trusted-keys folder)",
-        )
-        p.add_argument("--reason", help="why (recorded in the audit trail on import)")
+    add_check_parsers(dsub, "a data bundle", reason=True)
 
     show = dsub.add_parser("show", help="the data in use: version, date, sources, age")
     show.add_argument("--json", action="store_true")
